@@ -1,0 +1,31 @@
+# Every target does its own set-up: the virtualenv is created and installed on first use, reused after.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests example_app benchmarks
+	$(BIN)/ruff format --check src tests example_app benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"
+	@echo "Edit example_app/greeting.py (the leaf) and refresh; status at http://127.0.0.1:8000/__reload"
+	RELOAD_MIDDLEWARE=1 $(BIN)/uvicorn example_app.asgi:app --host 127.0.0.1 --port 8000
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""The admin endpoint, independent of ASGI or WSGI: access control, status and reload answers.
+
+The middlewares parse the request into an ``AdminRequest``, ask ``refusal()`` whether to serve it,
+run the reload themselves (async or threaded) and render the answer here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+_LOOPBACK_NAMES = ("localhost",)
+_FORCE_VALUES = {"1": True, "true": True, "0": False, "false": False}
+MAX_HEADER_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class AdminRequest:
+    method: str
+    query_string: str
+    headers: Mapping[str, str]  # lower-case names
+    client_host: str | None
+    has_body: bool = False
+
+    def wants_html(self) -> bool:
+        return "text/html" in self.headers.get("accept", "")
+
+
+@dataclass(frozen=True)
+class AdminResponse:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(
+        cls, status: int, payload: Mapping[str, Any], headers: list[tuple[str, str]] | None = None
+    ) -> AdminResponse:
+        return cls(status, json.dumps(payload, indent=2).encode(), "application/json", headers or [])
+
+    def all_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("content-type", f"{self.content_type}; charset=utf-8"),
+            ("content-length", str(len(self.body))),
+            ("cache-control", "no-store"),
+            *self.headers,
+        ]
+
+
+def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> AdminResponse:
+    return AdminResponse.json(status, {"ok": False, "error": message}, headers)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() in _LOOPBACK_NAMES
+
+
+def _host_name(host_header: str) -> str:
+    """The name part of a Host header: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> ``localhost``."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+class Admin:
+    """Decides who may use the endpoint and renders its answers."""
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token.encode() if token else None
+
+    def parse_force(self, request: AdminRequest) -> bool | AdminResponse:
+        """``?force=1`` on a POST; any other parameter is a client error."""
+        force = False
+        for key, value in parse_qsl(request.query_string, keep_blank_values=True):
+            if key != "force" or request.method != "POST" or value.lower() not in _FORCE_VALUES:
+                return _error(400, f"unexpected query parameter {key}={value!r}; only POST ?force=1 is accepted")
+            force = _FORCE_VALUES[value.lower()]
+        return force
+
+    def refusal(self, request: AdminRequest) -> AdminResponse | None:
+        """``None`` when the request may be served; otherwise the error response to send."""
+        if request.method not in ("GET", "POST"):
+            return _error(405, f"method {request.method} is not allowed", [("allow", "GET, POST")])
+        if sum(len(k) + len(v) for k, v in request.headers.items()) > MAX_HEADER_BYTES:
+            return _error(431, "request headers too large")
+        if self._token is not None:
+            supplied = request.headers.get("authorization", "")
+            scheme, _, credentials = supplied.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self._token):
+                return _error(
+                    401, "a valid 'Authorization: Bearer <token>' is required", [("www-authenticate", "Bearer")]
+                )
+        elif not self._is_trusted_loopback(request):
+            return _error(403, "without RELOAD_MIDDLEWARE_TOKEN only direct loopback clients may use this endpoint")
+        if not self._same_origin(request):
+            return _error(403, "cross-origin requests are refused")
+        if request.has_body:
+            return _error(400, "this endpoint takes no request body")
+        return None
+
+    @staticmethod
+    def _is_trusted_loopback(request: AdminRequest) -> bool:
+        # A proxy in front makes every client look local; a foreign Host is DNS rebinding.
+        if any(name in request.headers for name in _FORWARDING_HEADERS):
+            return False
+        host_name = _host_name(request.headers.get("host", ""))
+        return is_loopback_host(request.client_host) and is_loopback_host(host_name)
+
+    @staticmethod
+    def _same_origin(request: AdminRequest) -> bool:
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return False
+        origin = request.headers.get("origin")
+        if origin is None:
+            return True
+        return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+    def render_status(self, request: AdminRequest, status: Mapping[str, Any]) -> AdminResponse:
+        if request.wants_html():
+            return AdminResponse(200, _status_page(status).encode(), "text/html")
+        return AdminResponse.json(200, status)
+
+    @staticmethod
+    def render_reload(outcome: Mapping[str, Any]) -> AdminResponse:
+        return AdminResponse.json(200 if outcome["ok"] else 500, outcome)
+
+
+def _status_page(status: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{v['number']}</td><td>{html.escape(v['state'])}</td><td>{v['in_flight']}</td></tr>"
+        for v in status["versions"]
+    )
+    error = status.get("last_error")
+    error_html = (
+        f"<h2>Last error</h2><p>{html.escape(error['type'])}: {html.escape(error['message'])}</p>"
+        f"<pre>{html.escape(error['traceback'])}</pre>"
+        if error
+        else ""
+    )
+    last = status.get("last_reload")
+    last_html = (
+        f"<p>Last reload: {html.escape(', '.join(last['changed']) or 'forced')} "
+        f"({len(last['modules'])} modules, {last['duration_ms']} ms)</p>"
+        if last
+        else "<p>No reload yet.</p>"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>reload_middleware</title></head><body>"
+        f"<h1>Serving version {status['version']}</h1>{last_html}"
+        f"<table><tr><th>version</th><th>state</th><th>in flight</th></tr>{rows}</table>{error_html}"
+        "<form method='post'><button type='submit'>Reload now</button></form></body></html>"
+    )

@@ -1,0 +1,366 @@
+"""ASGI middleware: route each request to the current app version, reload between requests.
+
+The per-request path is a flag check, an in-flight count and a call; everything that scales with
+the number of modules runs in the watcher thread or inside a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from ._admin import Admin, AdminRequest, AdminResponse
+from ._config import UNSET, Config, Unset, is_enabled
+from ._importer import caller_module, import_string_for, load_app
+from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
+from ._reloader import Reloader
+from ._versions import AppVersion, RetiredVersion, VersionState
+from ._watch import Watcher
+
+logger = logging.getLogger("reload_middleware")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ReloadMiddleware:
+    """Serve an ASGI app and swap in a freshly imported version whenever its source changes.
+
+    Args:
+        app: ``"module:attribute"`` (preferred), or the app object, whose defining module is looked up.
+        enabled: overrides ``RELOAD_MIDDLEWARE``; when off, this is a pure pass-through.
+        factory: the import string names a callable that returns the app.
+        watch: watch files and reload by itself (``RELOAD_MIDDLEWARE_WATCH``); off, only a ``POST``
+            to the admin endpoint reloads.
+        watch_dirs: directories whose modules are reloadable; default: the app's top-level package.
+        exclude: glob patterns of files never reloaded.
+        admin_path: path of the admin endpoint, ``None`` for none.
+        token: bearer token the admin endpoint requires (``RELOAD_MIDDLEWARE_TOKEN``).
+        version_header: response header naming the serving version, ``None`` for none.
+        drain_timeout: seconds a swap waits for the old version's HTTP requests to finish.
+        startup_timeout: seconds a new version's lifespan startup may take.
+        environ: the environment to read, ``os.environ`` by default.
+    """
+
+    def __init__(
+        self,
+        app: str | ASGIApp,
+        *,
+        enabled: bool | None = None,
+        factory: bool = False,
+        watch: bool | Unset = UNSET,
+        watch_dirs: Sequence[str | os.PathLike[str]] | Unset = UNSET,
+        exclude: Sequence[str] | Unset = UNSET,
+        admin_path: str | Unset | None = UNSET,
+        token: str | Unset | None = UNSET,
+        version_header: str | Unset | None = UNSET,
+        drain_timeout: float | Unset = UNSET,
+        startup_timeout: float | Unset = UNSET,
+        environ: MutableMapping[str, str] | None = None,
+    ) -> None:
+        self.enabled = is_enabled(enabled, environ)
+        if not self.enabled:
+            self.app: ASGIApp = load_app(app, factory=factory) if isinstance(app, str) else app
+            return
+        wrapper = caller_module()
+        import_string = app if isinstance(app, str) else import_string_for(app, wrapper)
+        self.config = Config.resolve(
+            environ,
+            factory=factory,
+            watch=watch,
+            watch_dirs=watch_dirs,
+            exclude=exclude,
+            admin_path=admin_path,
+            token=token,
+            version_header=version_header,
+            drain_timeout=drain_timeout,
+            startup_timeout=startup_timeout,
+        )
+        self._reloader = Reloader(import_string, self.config, wrapper)
+        self.app = self._reloader.app
+        self._detector = self._reloader.detector
+        self._admin = Admin(self.config.token)
+        self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
+        self._current = self._new_version(1, self.app, {}, state=None)
+        self._live: list[AppVersion] = [self._current]
+        self._retired: list[RetiredVersion] = []
+        self._lock = asyncio.Lock()
+        self._reloading: asyncio.Task[dict[str, Any]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: Watcher | None = None
+        self._lifespan_scope: Scope | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _new_version(
+        self, number: int, app: ASGIApp, modules: dict[str, Any], state: dict[str, Any] | None
+    ) -> AppVersion:
+        version = AppVersion(number, app, modules, state)
+        version.header = (self._header_name, str(number).encode()) if self._header_name else None
+        return version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enabled:
+            await self.app(scope, receive, send)
+            return
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._serve_lifespan(scope, receive, send)
+            return
+        if kind == "http" and scope["path"] == self.config.admin_path:
+            await self._serve_admin(scope, receive, send)
+            return
+        if self._loop is None:
+            self._start_watching()
+        if self._detector.dirty or self._reloading is not None:
+            await self._reload_settled()
+        version = self._current
+        is_http = kind == "http"
+        if version.number > 1 and version.state is not None:
+            scope = {**scope, "state": dict(version.state)}
+        header = version.header
+        if header is not None and kind in ("http", "websocket"):
+            marker = "http.response.start" if is_http else "websocket.accept"
+
+            async def send_with_version(message: Message) -> None:
+                if message["type"] == marker:
+                    message["headers"] = [*message.get("headers", ()), header]
+                await send(message)
+
+            target: Send = send_with_version
+        else:
+            target = send
+        version.enter(is_http)
+        try:
+            await version.app(scope, receive, target)
+        finally:
+            version.leave(is_http)
+            if version.phase is VersionState.DRAINING and version.in_flight == 0:
+                self._spawn(self._retire(version))
+
+    # -- reloading -------------------------------------------------------------------------------
+
+    async def _reload_settled(self) -> None:
+        """Wait for the reload in progress, or start one for the change just detected."""
+        for _ in range(2):  # a change noticed during a reload gets one more; then serve
+            if self._reloading is None and not self._detector.dirty:
+                return
+            await asyncio.shield(self._reload_task())
+
+    def _reload_task(self, *, force: bool = False, sweep: bool = False) -> asyncio.Task[dict[str, Any]]:
+        if self._reloading is None or force or sweep:
+            task = asyncio.get_running_loop().create_task(self.reload(force=force, sweep=sweep))
+            self._reloading = task
+
+            def clear(done: asyncio.Task[dict[str, Any]]) -> None:
+                if self._reloading is done:
+                    self._reloading = None
+
+            task.add_done_callback(clear)
+        return self._reloading
+
+    async def reload(self, *, force: bool = False, sweep: bool = False) -> dict[str, Any]:
+        """Check for changes and reload now: detect, plan, load, start, swap, drain, retire.
+
+        Returns the admin endpoint's answer: ``ok``, ``version``, ``reloaded``, ``duration_ms``, ``error``.
+        """
+        async with self._lock:
+            started = time.perf_counter()
+            reloader = self._reloader
+            try:
+                plan = reloader.plan(force=force, sweep=sweep)
+                if plan is None:
+                    return self._outcome(True, [], 0.0, None)
+                loaded = reloader.build(plan)
+            except Exception as exc:
+                return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
+            state: dict[str, Any] | None = (
+                {} if self._lifespan_scope is not None and "state" in self._lifespan_scope else None
+            )
+            version = self._new_version(self._current.number + 1, loaded.app, loaded.new_modules, state)
+            try:
+                await self._start(version)
+            except (LifespanFailed, asyncio.TimeoutError) as exc:
+                loaded.rollback()
+                return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
+            record = reloader.commit(plan, loaded, version.number, _ms(started))
+            old = self._current
+            # Drain first: new arrivals wait on this reload while the old version's requests finish.
+            if not await old.drained(self.config.drain_timeout):
+                logger.warning(
+                    "version %d still had requests after %g s; swapping anyway", old.number, self.config.drain_timeout
+                )
+            version.phase = VersionState.SERVING
+            self._current = version
+            self._live.append(version)
+            self.app = version.app
+            old.phase = VersionState.DRAINING  # from now on its last request to end retires it
+            if old.in_flight == 0:
+                self._spawn(self._retire(old))
+            return self._outcome(True, record.modules, record.duration_ms, None)
+
+    def _outcome(self, ok: bool, modules: list[str], duration_ms: float, error: Any) -> dict[str, Any]:
+        return {
+            "ok": ok,
+            "version": self._current.number,
+            "reloaded": modules,
+            "duration_ms": round(duration_ms, 3),
+            "error": error,
+        }
+
+    async def _start(self, version: AppVersion) -> None:
+        if self._lifespan_scope is None:
+            return
+        scope = dict(self._lifespan_scope)
+        if version.state is not None:
+            scope["state"] = version.state
+        lifespan = Lifespan(version.app, scope)
+        try:
+            await lifespan.startup(self.config.startup_timeout)
+        except LifespanUnsupported:
+            return  # an app without lifespan support simply has nothing to start
+        version.lifespan = lifespan
+
+    async def _retire(self, version: AppVersion) -> None:
+        if version.phase is VersionState.RETIRED:
+            return
+        version.phase = VersionState.RETIRED
+        self._live.remove(version)
+        if version.lifespan is not None:
+            try:
+                await version.lifespan.shutdown(self.config.startup_timeout)
+            except Exception:
+                logger.exception("lifespan shutdown of retired version %d failed", version.number)
+        self._retired.append(RetiredVersion(version))
+        logger.info("version %d retired", version.number)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- watching --------------------------------------------------------------------------------
+
+    def _start_watching(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if not self.config.watch:
+            return
+        loop = self._loop
+
+        def on_change() -> None:  # in the watcher thread
+            loop.call_soon_threadsafe(self._on_change_detected)
+
+        self._watcher = self._reloader.watcher(on_change)
+        self._watcher.start()
+
+    def _on_change_detected(self) -> None:
+        if self._detector.dirty:
+            self._reload_task()
+
+    # -- lifespan --------------------------------------------------------------------------------
+
+    async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        self._lifespan_scope = scope
+        version = self._current
+        lifespan = Lifespan(version.app, scope)
+        try:
+            await lifespan.startup(self.config.startup_timeout)
+        except LifespanUnsupported as exc:
+            # Transparent: the server sees the same exception the bare app would have raised.
+            self._lifespan_scope = None
+            self._start_watching()
+            raise exc.__cause__ or exc from None
+        except LifespanFailed as exc:
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        version.lifespan = lifespan
+        version.phase = VersionState.SERVING
+        self._start_watching()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown: the server is stopping
+        await self._shutdown_all(send)
+
+    async def _shutdown_all(self, send: Send) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        failure: str | None = None
+        for version in sorted(self._live, key=lambda v: v.number, reverse=True):
+            if version.lifespan is None:
+                continue
+            try:
+                await version.lifespan.shutdown(self.config.startup_timeout)
+            except Exception as exc:
+                failure = failure or str(exc)
+        await send(
+            {"type": "lifespan.shutdown.failed", "message": failure}
+            if failure
+            else {"type": "lifespan.shutdown.complete"}
+        )
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        stats = self._reloader.stats
+        return {
+            "version": self._current.number,
+            "reloads": stats.reloads,
+            "failures": stats.failures,
+            "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
+            "last_error": stats.last_error.as_dict() if stats.last_error else None,
+            "tracked_modules": len(self._reloader.graph.modules),
+            "watching": self._watcher is not None and self._watcher.running,
+            "versions": [version.describe() for version in self._live],
+            "leaked_versions": [
+                {"number": retired.number, "modules": alive}
+                for retired in self._retired
+                if (alive := retired.alive_modules())
+            ],
+        }
+
+    async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        client = scope.get("client")
+        request = AdminRequest(
+            method=scope["method"],
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            client_host=client[0] if client else None,
+            has_body=headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers,
+        )
+        response = self._admin.refusal(request)
+        if response is None:
+            force = self._admin.parse_force(request)
+            if isinstance(force, AdminResponse):
+                response = force
+            elif request.method == "GET":
+                response = self._admin.render_status(request, self.status())
+            else:
+                outcome = await asyncio.shield(self._reload_task(force=force, sweep=True))
+                response = self._admin.render_reload(outcome)
+        header = self._current.header
+        extra = [(header[0], header[1])] if header else []
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.all_headers()] + extra,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,136 @@
+"""Options and environment, validated with clear errors.
+
+Every option resolves the same way: an explicit keyword argument wins, then the
+``RELOAD_MIDDLEWARE_*`` environment variable, then the default.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ._errors import ConfigError
+
+ENV_PREFIX = "RELOAD_MIDDLEWARE"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+T = TypeVar("T")
+
+
+class Unset(enum.Enum):
+    """Marks an option the caller did not pass, so that ``None`` can stay a meaningful value."""
+
+    token = 0
+
+
+UNSET = Unset.token
+
+
+def parse_flag(key: str, value: str) -> bool:
+    """Read a boolean environment value; anything unexpected is an error naming key and value."""
+    folded = value.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ConfigError(f"{key}={value!r} is not a boolean: use one of 1/true/yes/on or 0/false/no/off")
+
+
+def parse_seconds(key: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a number of seconds") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ConfigError(f"{key}={value!r} must be a finite number of seconds, 0 or more")
+    return seconds
+
+
+def parse_list(value: str, separator: str) -> list[str]:
+    return [item.strip() for item in value.split(separator) if item.strip()]
+
+
+def is_enabled(enabled: bool | None = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether reloading is on: an explicit ``enabled`` wins over ``RELOAD_MIDDLEWARE``."""
+    if enabled is not None:
+        return enabled
+    environ = os.environ if environ is None else environ
+    return parse_flag(ENV_PREFIX, environ.get(ENV_PREFIX, ""))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved options of one middleware."""
+
+    factory: bool = False
+    watch: bool = True
+    watch_dirs: tuple[Path, ...] = ()
+    exclude: tuple[str, ...] = ()
+    admin_path: str | None = "/__reload"
+    token: str | None = None
+    version_header: str | None = "x-reload-version"
+    drain_timeout: float = 30.0
+    startup_timeout: float = 30.0
+
+    @classmethod
+    def resolve(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        factory: bool = False,
+        watch: bool | Unset = UNSET,
+        watch_dirs: Sequence[str | os.PathLike[str]] | Unset = UNSET,
+        exclude: Sequence[str] | Unset = UNSET,
+        admin_path: str | Unset | None = UNSET,
+        token: str | Unset | None = UNSET,
+        version_header: str | Unset | None = UNSET,
+        drain_timeout: float | Unset = UNSET,
+        startup_timeout: float | Unset = UNSET,
+    ) -> Config:
+        env = _Environment(os.environ if environ is None else environ)
+        resolved_dirs = env.pick(watch_dirs, "WATCH_DIRS", lambda k, v: parse_list(v, os.pathsep), ())
+        config = cls(
+            factory=factory,
+            watch=env.pick(watch, "WATCH", parse_flag, True),
+            watch_dirs=tuple(Path(d).resolve() for d in resolved_dirs),
+            exclude=tuple(env.pick(exclude, "EXCLUDE", lambda k, v: parse_list(v, ","), ())),
+            admin_path=env.pick(admin_path, "ADMIN_PATH", lambda k, v: v or None, cls.admin_path),
+            token=env.pick(token, "TOKEN", lambda k, v: v or None, None),
+            version_header=env.pick(version_header, "VERSION_HEADER", lambda k, v: v or None, cls.version_header),
+            drain_timeout=env.pick(drain_timeout, "DRAIN_TIMEOUT", parse_seconds, cls.drain_timeout),
+            startup_timeout=env.pick(startup_timeout, "STARTUP_TIMEOUT", parse_seconds, cls.startup_timeout),
+        )
+        config._validate()
+        return config
+
+    def _validate(self) -> None:
+        if self.admin_path is not None and not self.admin_path.startswith("/"):
+            raise ConfigError(f"admin_path={self.admin_path!r} must start with '/'")
+        if self.version_header is not None and (
+            not self.version_header.isascii() or not self.version_header.replace("-", "").isalnum()
+        ):
+            raise ConfigError(f"version_header={self.version_header!r} is not a valid header name")
+        for name in ("drain_timeout", "startup_timeout"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):
+                raise ConfigError(f"{name}={value!r} must be a finite number of seconds, 0 or more")
+        for directory in self.watch_dirs:
+            if not directory.is_dir():
+                raise ConfigError(f"watch directory {str(directory)!r} does not exist or is not a directory")
+
+
+class _Environment:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def pick(self, explicit: T | Unset, suffix: str, parse: Callable[[str, str], T], default: T) -> T:
+        if not isinstance(explicit, Unset):
+            return explicit
+        key = f"{ENV_PREFIX}_{suffix}"
+        raw = self._environ.get(key)
+        return default if raw is None else parse(key, raw)

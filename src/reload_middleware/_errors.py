@@ -1,0 +1,66 @@
+"""One exception family, and the structured error report the admin endpoint shows."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class ReloadError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ImportStringError(ReloadError):
+    """The app's import string (``"module:attribute"``) does not lead to an app."""
+
+
+class ConfigError(ReloadError, ValueError):
+    """An option or environment variable has a value we cannot use."""
+
+
+class BuildError(ReloadError):
+    """Building a new version failed: the old version keeps serving."""
+
+
+class RestartRequired(ReloadError):
+    """A changed file cannot be reloaded in-process (an extension module, the wrapper module, ...)."""
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """What the admin endpoint and the log say about a failed reload."""
+
+    type: str
+    message: str
+    traceback: str
+    file: str | None
+    line: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "file": self.file,
+            "line": self.line,
+        }
+
+
+def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> ErrorReport:
+    """Describe ``exc``, pointing at the innermost line of the user's own code.
+
+    A build error is usually raised from user code deep inside importlib; the line worth showing
+    is the last traceback frame in a watched file, or the location a ``SyntaxError`` carries.
+    """
+    cause = exc.__cause__ if isinstance(exc, BuildError) and exc.__cause__ is not None else exc
+    file: str | None = None
+    line: int | None = None
+    if isinstance(cause, SyntaxError) and cause.filename:
+        file, line = cause.filename, cause.lineno
+    else:
+        for frame in traceback.extract_tb(cause.__traceback__):
+            if is_user_file(frame.filename):
+                file, line = frame.filename, frame.lineno
+    text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    return ErrorReport(type(cause).__name__, str(cause), text, file, line)

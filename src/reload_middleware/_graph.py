@@ -1,0 +1,165 @@
+"""Which modules a change affects: the changed modules plus everything that imports them.
+
+Edges come from two sources, because neither alone is complete: the import statements in each
+module's source (they see ``from x import CONSTANT``) and the live globals of each module (they see
+``x = importlib.import_module(...)`` and names bound by any other route). Reading too many edges
+only makes a group larger, which costs time but never correctness; missing one serves stale code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import FunctionType, ModuleType
+
+from ._watch import EXTENSION_SUFFIXES, SOURCE_SUFFIXES
+
+# `import a.b as c, d` and `from .x import (y, z)`: statement starts only, anywhere at the start of
+# a line; an import inside a function is read too, which widens a group at worst.
+_IMPORT_RE = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<base>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]*)"
+    r"|import[ \t]+(?P<modules>[^\n#;]+))",
+    re.MULTILINE,
+)
+_NAME_RE = re.compile(r"[A-Za-z_][\w.]*")
+
+
+@dataclass(frozen=True)
+class TrackedModule:
+    name: str
+    path: str
+    is_package: bool
+    is_extension: bool
+    reloadable: bool
+
+
+def module_file(module: ModuleType) -> str | None:
+    path = getattr(module, "__file__", None)
+    return os.path.realpath(path) if isinstance(path, str) else None
+
+
+def scan_imports(source: str, module: str, is_package: bool) -> set[str]:
+    """Absolute names of every module and ``from`` target that ``source`` may import."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for match in _IMPORT_RE.finditer(source):
+        if match["modules"] is not None:
+            for clause in match["modules"].split(","):
+                name = clause.split(" as ")[0].strip().rstrip("\\").strip()
+                if _NAME_RE.fullmatch(name):
+                    found.add(name)
+            continue
+        base = match["base"]
+        try:
+            target = importlib.util.resolve_name(base, package) if base.startswith(".") else base
+        except (ImportError, ValueError):
+            continue
+        if not target:
+            continue
+        found.add(target)
+        for name in _NAME_RE.findall(match["names"].replace(" as ", " , ")):
+            found.add(f"{target}.{name}")
+    return found
+
+
+class ModuleGraph:
+    """The tracked modules of this process, and their import edges."""
+
+    def __init__(self, covers: Callable[[str], bool], protected: Callable[[str], bool]) -> None:
+        self._covers = covers
+        self._protected = protected
+        self.modules: dict[str, TrackedModule] = {}
+        self._by_path: dict[str, list[str]] = {}
+        # Scanning sources is the costly part: cache it per module by file identity (path, mtime, size).
+        self._scan_cache: dict[str, tuple[tuple[str, int, int], set[str]]] = {}
+
+    def refresh(self) -> None:
+        """Re-read ``sys.modules``: called at start and after every reload, never per request."""
+        modules: dict[str, TrackedModule] = {}
+        for name, module in list(sys.modules.items()):
+            path = module_file(module) if isinstance(module, ModuleType) else None
+            if path is None or not self._covers(path) or name == "__main__":
+                continue
+            is_extension = path.endswith(EXTENSION_SUFFIXES)
+            if not is_extension and not path.endswith(SOURCE_SUFFIXES):
+                continue
+            modules[name] = TrackedModule(
+                name=name,
+                path=path,
+                is_package=hasattr(module, "__path__"),
+                is_extension=is_extension,
+                reloadable=not is_extension
+                and not self._protected(name)
+                and getattr(module, "__reloadable__", True) is not False,
+            )
+        self.modules = modules
+        self._by_path = {}
+        for tracked in modules.values():
+            self._by_path.setdefault(tracked.path, []).append(tracked.name)
+
+    def paths(self) -> list[str]:
+        return list(self._by_path)
+
+    def modules_at(self, paths: Iterable[str]) -> set[str]:
+        return {name for path in paths for name in self._by_path.get(path, ())}
+
+    def affected(self, changed: Iterable[str]) -> set[str]:
+        """The changed modules, every tracked module that imports one of them (transitively), and
+        the submodules of every package in the group, since a fresh package has none of them."""
+        importers = self._importers()
+        group: set[str] = set()
+        todo = [name for name in changed if name in self.modules]
+        while todo:
+            name = todo.pop()
+            if name in group:
+                continue
+            group.add(name)
+            todo.extend(importers.get(name, ()))
+            if self.modules[name].is_package:
+                prefix = name + "."
+                todo.extend(other for other in self.modules if other.startswith(prefix))
+        return group
+
+    def _importers(self) -> dict[str, set[str]]:
+        importers: dict[str, set[str]] = {}
+        for name in self.modules:
+            for target in self._imports_of(name):
+                if target != name and target in self.modules:
+                    importers.setdefault(target, set()).add(name)
+        return importers
+
+    def _imports_of(self, name: str) -> set[str]:
+        tracked = self.modules[name]
+        found = set(self._scan(tracked))
+        module = sys.modules.get(name)
+        if module is not None:
+            submodule_prefix = name + "."
+            for attribute, value in list(vars(module).items()):
+                if isinstance(value, ModuleType):
+                    # The import machinery binds every imported submodule on its package, and
+                    # rebinds it on reload: that binding alone does not make the package an importer.
+                    if value.__name__ != submodule_prefix + attribute:
+                        found.add(value.__name__)
+                elif isinstance(value, (type, FunctionType)):
+                    found.add(value.__module__)
+        return found
+
+    def _scan(self, tracked: TrackedModule) -> set[str]:
+        if tracked.is_extension:
+            return set()
+        try:
+            stat = os.stat(tracked.path)
+            identity = (tracked.path, stat.st_mtime_ns, stat.st_size)
+            cached = self._scan_cache.get(tracked.name)
+            if cached is not None and cached[0] == identity:
+                return cached[1]
+            with open(tracked.path, encoding="utf-8", errors="replace") as file:
+                found = scan_imports(file.read(), tracked.name, tracked.is_package)
+        except OSError:
+            return set()
+        self._scan_cache[tracked.name] = (identity, found)
+        return found

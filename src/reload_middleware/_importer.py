@@ -1,0 +1,88 @@
+"""Turn ``"module:attribute"`` into an app, with errors that say which part is wrong."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+from typing import Any
+
+from ._errors import ImportStringError
+
+_OWN_PACKAGE = __name__.rpartition(".")[0]
+
+
+def split_import_string(import_str: str) -> tuple[str, str]:
+    module_name, _, attribute = import_str.partition(":")
+    if not module_name or not attribute or any(not part.isidentifier() for part in module_name.split(".")):
+        raise ImportStringError(f'Import string "{import_str}" must be in format "<module>:<attribute>", like uvicorn')
+    return module_name, attribute
+
+
+def import_module(module_name: str) -> ModuleType:
+    """Import ``module_name``; a missing module and an error inside it raise different messages."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise ImportStringError(f"Could not import module {module_name!r}: no module named {exc.name!r}") from None
+        raise ImportStringError(
+            f"Importing module {module_name!r} failed inside the module: {type(exc).__name__}: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise ImportStringError(
+            f"Importing module {module_name!r} failed inside the module: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def load_app(import_str: str, *, factory: bool) -> Any:
+    """Import the app named by ``import_str``, calling it first when it is a factory."""
+    module_name, attribute = split_import_string(import_str)
+    module = import_module(module_name)
+    instance: Any = module
+    for part in attribute.split("."):
+        try:
+            instance = getattr(instance, part)
+        except AttributeError:
+            raise ImportStringError(f"Module {module_name!r} has no attribute {attribute!r}") from None
+    if factory:
+        if not callable(instance):
+            raise ImportStringError(f"{import_str!r} is not callable, so it cannot be an app factory")
+        try:
+            instance = instance()
+        except Exception as exc:
+            raise ImportStringError(f"App factory {import_str!r} raised {type(exc).__name__}: {exc}") from exc
+    if not callable(instance):
+        raise ImportStringError(f"{import_str!r} is {type(instance).__name__}, not an ASGI or WSGI app")
+    return instance
+
+
+def caller_module() -> str:
+    """The name of the first module on the call stack outside this package: the wrapper module."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name != _OWN_PACKAGE and not name.startswith(_OWN_PACKAGE + "."):
+            return str(name)
+        frame = frame.f_back  # type: ignore[assignment]
+    return "__main__"
+
+
+def import_string_for(app: object, wrapper_module: str) -> str:
+    """Find ``"module:attribute"`` for an app object, so that it can be imported anew on reload."""
+    found: list[str] = []
+    for name, module in list(sys.modules.items()):
+        if name == wrapper_module or getattr(module, "__file__", None) is None:
+            continue
+        for attribute, value in list(vars(module).items()):
+            if value is app:
+                found.append(f"{name}:{attribute}")
+    defining = getattr(app, "__module__", None)
+    preferred = [item for item in found if item.partition(":")[0] == defining]
+    if len(found) == 1 or len(preferred) == 1:
+        return (preferred or found)[0]
+    where = f"it is bound in {', '.join(sorted(found))}" if found else "no imported module holds it"
+    raise ImportStringError(
+        f"Cannot tell which module defines the app object ({where}). "
+        'Pass an import string instead, e.g. ReloadMiddleware("mypackage.main:app").'
+    )

@@ -1,0 +1,105 @@
+"""Import a module group anew as fresh module objects; on any failure put ``sys.modules`` back exactly.
+
+Never ``importlib.reload``: that re-runs a module inside its old namespace, so removed names
+survive and every ``from x import y`` elsewhere keeps the old ``y``. Here the group's entries
+leave ``sys.modules``, the app root is imported again (which imports the group in the order a
+fresh process would), and the old module objects stay untouched for the old version to finish on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from ._errors import BuildError
+
+
+@dataclass
+class LoadedGroup:
+    """The outcome of a load: the new app, and what is needed to undo it until it is committed."""
+
+    app: Any
+    old_modules: dict[str, ModuleType]
+    new_modules: dict[str, ModuleType]
+    _snapshot: dict[str, ModuleType]
+
+    def rollback(self) -> None:
+        """Undo a load whose app could not start: the old modules serve on."""
+        restore_modules(self._snapshot)
+
+
+def load_group(
+    group: Iterable[str],
+    load_app: Callable[[], Any],
+    changed_paths: Iterable[str] = (),
+) -> LoadedGroup:
+    """Remove ``group`` from ``sys.modules`` and call ``load_app`` to import it anew.
+
+    Members the app root does not reach (imported lazily by the old version) are imported
+    afterwards in their original order, so that a failure among them rolls back too.
+
+    Raises:
+        BuildError: from the original exception; ``sys.modules`` is then exactly as before.
+    """
+    snapshot = dict(sys.modules)
+    members = set(group)
+    order = [name for name in snapshot if name in members]
+    old_modules = {name: snapshot[name] for name in order}
+    for path in changed_paths:
+        _remove_stale_bytecode(path)
+    for name in order:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    try:
+        app = load_app()
+        for name in order:
+            if name not in sys.modules:
+                importlib.import_module(name)
+    except BaseException as exc:
+        restore_modules(snapshot)
+        if not isinstance(exc, Exception):
+            raise
+        raise BuildError(f"{type(exc).__name__}: {exc}") from exc
+    new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
+    return LoadedGroup(app, old_modules, new_modules, snapshot)
+
+
+def restore_modules(snapshot: Mapping[str, ModuleType]) -> None:
+    """Make ``sys.modules`` hold exactly ``snapshot``, and point parent packages back at old submodules.
+
+    Entries are replaced one by one, never cleared, so another thread never sees an empty table.
+    """
+    current = dict(sys.modules)
+    for name, module in current.items():
+        if snapshot.get(name) is module:
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = snapshot.get(parent_name)
+        if parent is not None and getattr(parent, child, None) is module:
+            # The import machinery bound the attempted module on an old parent package.
+            if name in snapshot:
+                setattr(parent, child, snapshot[name])
+            else:
+                with contextlib.suppress(AttributeError):
+                    delattr(parent, child)
+        if name not in snapshot:
+            del sys.modules[name]
+    for name, module in snapshot.items():
+        if sys.modules.get(name) is not module:
+            sys.modules[name] = module
+
+
+def _remove_stale_bytecode(path: str) -> None:
+    """Bytecode is validated by whole-second mtime and size: two same-size saves within a second
+    would load the first save's ``.pyc``. The file changed, so its cache is worthless anyway."""
+    if not path.endswith(".py"):
+        return
+    with contextlib.suppress(NotImplementedError, ValueError, OSError):
+        os.unlink(importlib.util.cache_from_source(path))

@@ -1,0 +1,205 @@
+"""The engine the ASGI and WSGI middlewares share: detect, plan and load, with no I/O framework.
+
+It knows which files changed, which modules that affects, and how to build the app anew from
+fresh modules; starting, swapping and draining versions belong to the middleware on top.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._config import Config
+from ._errors import ConfigError, ErrorReport, RestartRequired, report_error
+from ._graph import ModuleGraph
+from ._importer import load_app, split_import_string
+from ._loader import LoadedGroup, load_group
+from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs
+
+logger = logging.getLogger("reload_middleware")
+
+_OWN_PACKAGE = __name__.rpartition(".")[0]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One reload to attempt: the files that changed and the module group they affect."""
+
+    changes: dict[str, Fingerprint | None]
+    changed_modules: frozenset[str]
+    group: frozenset[str]
+    forced: bool = False
+
+
+@dataclass
+class ReloadRecord:
+    modules: list[str]
+    changed: list[str]
+    duration_ms: float
+    time: float
+    version: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "modules": self.modules,
+            "changed": self.changed,
+            "duration_ms": round(self.duration_ms, 3),
+            "time": self.time,
+            "version": self.version,
+        }
+
+
+@dataclass
+class ReloadStats:
+    reloads: int = 0
+    last_reload: ReloadRecord | None = None
+    last_error: ErrorReport | None = None
+    failures: int = 0
+
+
+class Reloader:
+    """Loads the app named by an import string, and reloads the module groups its edits affect."""
+
+    def __init__(self, import_string: str, config: Config, wrapper_module: str) -> None:
+        self.import_string = import_string
+        self.config = config
+        self.root_module, _ = split_import_string(import_string)
+        if self.root_module == wrapper_module:
+            raise ConfigError(
+                f"The app {import_string!r} is defined in the module that wraps it; "
+                "move the app to its own module and point the import string at it."
+            )
+        self._wrapper_module = wrapper_module
+        self.app = load_app(import_string, factory=config.factory)
+        watch_dirs = config.watch_dirs or default_watch_dirs(self.root_module)
+        self.watch_dirs = watch_dirs
+        self.filter = SourceFilter(watch_dirs, config.exclude)
+        if not self.filter.covers(os.path.realpath(getattr(sys.modules[self.root_module], "__file__", "") or "")):
+            raise ConfigError(
+                f"The app module {self.root_module!r} is not inside the watched directories "
+                f"({', '.join(map(str, watch_dirs))}): it could never be reloaded"
+            )
+        self.graph = ModuleGraph(self.filter.covers, self._is_protected)
+        self.graph.refresh()
+        self.detector = ChangeDetector()
+        self.detector.track(self.graph.paths())
+        self.stats = ReloadStats()
+
+    def _is_protected(self, name: str) -> bool:
+        return name in (self._wrapper_module, "__main__") or name.split(".")[0] == _OWN_PACKAGE
+
+    def is_user_file(self, path: str) -> bool:
+        return self.filter.covers(os.path.realpath(path))
+
+    def watcher(self, on_change: Callable[[], None]) -> Watcher:
+        """A file watcher that notices candidate changes and then calls ``on_change``."""
+
+        def notice(paths: set[str] | None) -> None:
+            if paths is None:
+                self.detector.sweep()
+            else:
+                self.detector.notice(paths)
+            if self.detector.dirty:
+                on_change()
+
+        return Watcher(self.watch_dirs, self.filter, notice)
+
+    def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:
+        """What to reload now, or ``None`` when nothing changed.
+
+        Raises:
+            RestartRequired: a changed file cannot be reloaded in this process.
+        """
+        if sweep or force:
+            self.detector.sweep()
+        changes = self.detector.take_changes()
+        changed_modules = self.graph.modules_at(changes)
+        if not changed_modules and not force:
+            self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
+            return None
+        for name in sorted(changed_modules):
+            tracked = self.graph.modules[name]
+            if not tracked.reloadable:
+                reason = "an extension module" if tracked.is_extension else "not reloadable"
+                raise RestartRequired(f"{name} ({tracked.path}) changed and is {reason}: restart the server")
+        if force:
+            group = {name for name, tracked in self.graph.modules.items() if tracked.reloadable}
+        else:
+            group = {name for name in self.graph.affected(changed_modules) if not self._is_protected(name)}
+        blocked = sorted(name for name in group if not self.graph.modules[name].reloadable)
+        if blocked:
+            raise RestartRequired(
+                f"{', '.join(blocked)} declared itself not reloadable but imports a changed module: restart the server"
+            )
+        group.add(self.root_module)
+        return Plan(changes, frozenset(changed_modules), frozenset(group), forced=force)
+
+    def build(self, plan: Plan) -> LoadedGroup:
+        """Import the plan's group anew; ``sys.modules`` is untouched if this raises ``BuildError``."""
+        return load_group(
+            plan.group,
+            lambda: load_app(self.import_string, factory=self.config.factory),
+            plan.changes,
+        )
+
+    def commit(self, plan: Plan, loaded: LoadedGroup, version: int, duration_ms: float) -> ReloadRecord:
+        """The new version serves: remember what it was built from."""
+        self.detector.commit(plan.changes)
+        self.graph.refresh()
+        self.detector.track(self.graph.paths())
+        self.app = loaded.app
+        record = ReloadRecord(
+            modules=sorted(loaded.new_modules),
+            changed=sorted(plan.changed_modules),
+            duration_ms=duration_ms,
+            time=time.time(),
+            version=version,
+        )
+        self.stats.reloads += 1
+        self.stats.last_reload = record
+        logger.warning(
+            "Reloaded %s: %d module(s) in %.1f ms, now serving version %d",
+            ", ".join(record.changed) or "everything (forced)",
+            len(record.modules),
+            duration_ms,
+            version,
+        )
+        return record
+
+    def fail(self, exc: BaseException) -> ErrorReport:
+        """Record a failed reload; the caller keeps the old version serving."""
+        report = report_error(exc, self.is_user_file)
+        self.stats.last_error = report
+        self.stats.failures += 1
+        where = f" at {report.file}:{report.line}" if report.file else ""
+        logger.error(
+            "Reload failed, the old version keeps serving: %s: %s%s\n%s",
+            report.type,
+            report.message,
+            where,
+            report.traceback.rstrip(),
+        )
+        return report
+
+
+def default_watch_dirs(root_module: str) -> tuple[Path, ...]:
+    """The tree of the app's top-level package (or the directory of a top-level module)."""
+    top = sys.modules[root_module.split(".")[0]]
+    locations = list(getattr(top, "__path__", ()))
+    if not locations and getattr(top, "__file__", None):
+        locations = [os.path.dirname(str(top.__file__))]
+    dirs = tuple(Path(os.path.realpath(location)) for location in locations)
+    installed = environment_dirs()
+    for directory in dirs:
+        if (str(directory) + os.sep).startswith(installed):
+            raise ConfigError(
+                f"{root_module!r} is installed in {directory}, which is never watched: "
+                "pass watch_dirs (or RELOAD_MIDDLEWARE_WATCH_DIRS) pointing at its source"
+            )
+    return dirs

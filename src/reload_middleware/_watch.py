@@ -1,0 +1,212 @@
+"""Change detection: which watched files really changed since the version being served was built.
+
+A background thread turns watchfiles events into *candidate* paths; the event loop (or a
+``POST`` on the admin endpoint) later compares candidates against the last loaded fingerprints.
+The request path only reads ``ChangeDetector.dirty``: it never stats a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+import watchfiles
+
+logger = logging.getLogger(__name__)
+
+SOURCE_SUFFIXES = (".py",)
+EXTENSION_SUFFIXES = (".so", ".pyd")
+
+
+def environment_dirs() -> tuple[str, ...]:
+    """Directories that hold installed code: never watched, never reloaded."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    return tuple(sorted(os.path.realpath(d) + os.sep for d in dirs if d))
+
+
+class SourceFilter(watchfiles.DefaultFilter):
+    """Python sources and extension modules below the watch directories, minus exclusions."""
+
+    def __init__(self, watch_dirs: Sequence[Path], exclude: Sequence[str]) -> None:
+        self.ignore_paths = environment_dirs()
+        super().__init__()
+        self._roots = tuple(str(d) + os.sep for d in watch_dirs)
+        self._exclude = tuple(exclude)
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        return path.endswith(SOURCE_SUFFIXES + EXTENSION_SUFFIXES) and self.covers(path)
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` (absolute, resolved) belongs to the watched tree."""
+        if not path.startswith(self._roots) or not super().__call__(watchfiles.Change.modified, path):
+            return False
+        pure = PurePath(path)
+        return not any(pure.match(pattern) for pattern in self._exclude)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    mtime_ns: int
+    size: int
+    digest: bytes
+
+    def same_stat(self, stat: os.stat_result) -> bool:
+        return self.mtime_ns == stat.st_mtime_ns and self.size == stat.st_size
+
+
+def fingerprint(path: str) -> Fingerprint | None:
+    """Content fingerprint of a file; ``None`` when it does not exist (deleted)."""
+    try:
+        with open(path, "rb") as file:
+            stat = os.fstat(file.fileno())
+            digest = hashlib.blake2b(file.read(), digest_size=16).digest()
+    except OSError:
+        return None
+    return Fingerprint(stat.st_mtime_ns, stat.st_size, digest)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+class ChangeDetector:
+    """Known fingerprints of tracked files, and the candidate paths that may have changed.
+
+    Thread-safe: the watcher thread adds candidates, the reloader takes and commits changes.
+    A change stays pending until a reload that includes it succeeds, so that fixing one file
+    of a failed reload retries every change of that reload.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[str, Fingerprint | None] = {}
+        self._pending: set[str] = set()
+        # Read without the lock on every request: a plain attribute read is atomic.
+        self.dirty = False
+
+    def track(self, paths: Iterable[str]) -> None:
+        """Remember the current content of files newly loaded as modules."""
+        with self._lock:
+            new = [path for path in paths if path not in self._known]
+        prints = {path: fingerprint(path) for path in new}
+        with self._lock:
+            for path, print_ in prints.items():
+                self._known.setdefault(path, print_)
+
+    def tracked_count(self) -> int:
+        return len(self._known)
+
+    def notice(self, paths: Iterable[str]) -> None:
+        """Called from the watcher thread: these files may have changed."""
+        with self._lock:
+            self._pending.update(paths)
+            self.dirty = True
+
+    def sweep(self) -> None:
+        """Stat every tracked file and notice those whose mtime or size moved (O(tracked files))."""
+        with self._lock:
+            known = list(self._known.items())
+        moved = [path for path, print_ in known if not _matches(print_, _stat(path))]
+        if moved:
+            self.notice(moved)
+
+    def take_changes(self) -> dict[str, Fingerprint | None]:
+        """The pending files whose content differs from what was loaded, with their new fingerprints.
+
+        Touch-only changes (new mtime, same content) are absorbed here and never reach a reload.
+        """
+        with self._lock:
+            self.dirty = False
+            pending = [(path, self._known[path]) for path in self._pending if path in self._known]
+            self._pending.intersection_update(self._known)
+        changed: dict[str, Fingerprint | None] = {}
+        absorbed: dict[str, Fingerprint | None] = {}
+        for path, old in pending:
+            if _matches(old, _stat(path)):
+                absorbed[path] = old
+                continue
+            new = fingerprint(path)
+            if old is not None and new is not None and new.digest == old.digest:
+                absorbed[path] = new
+            elif old != new:
+                changed[path] = new
+            else:
+                absorbed[path] = new
+        if absorbed:
+            self.commit(absorbed)
+        return changed
+
+    def commit(self, loaded: dict[str, Fingerprint | None]) -> None:
+        """These files are now served as loaded: forget them as pending."""
+        with self._lock:
+            self._known.update(loaded)
+            self._pending.difference_update(loaded)
+
+
+def _matches(known: Fingerprint | None, stat: os.stat_result | None) -> bool:
+    if known is None or stat is None:
+        return known is None and stat is None
+    return known.same_stat(stat)
+
+
+class Watcher:
+    """A small loop around ``watchfiles.watch`` in a daemon thread, stopped with an event."""
+
+    def __init__(
+        self,
+        watch_dirs: Sequence[Path],
+        watch_filter: SourceFilter,
+        on_change: Callable[[set[str] | None], None],
+    ) -> None:
+        self._dirs = tuple(watch_dirs)
+        self._filter = watch_filter
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reload-middleware-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and self.ready.is_set()
+
+    def _run(self) -> None:
+        # A short step keeps edit-to-serve low; the timeout wakes the loop once at start so that
+        # it can report itself ready (the OS watch is registered by then) and sweep for edits
+        # made between the app's import and now.
+        changes_seen = watchfiles.watch(
+            *self._dirs,
+            watch_filter=self._filter,
+            debounce=200,
+            step=15,
+            rust_timeout=250,
+            yield_on_timeout=True,
+            stop_event=self._stop,
+            raise_interrupt=False,
+        )
+        try:
+            for changes in changes_seen:
+                if not self.ready.is_set():
+                    self.ready.set()
+                    self._on_change(None)
+                if changes:
+                    self._on_change({path for _, path in changes})
+        except Exception:  # the watcher must never take the server down
+            logger.exception("file watcher stopped; reloads now need POST %s", "/__reload")
