@@ -53,7 +53,11 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     A build error is usually raised from user code deep inside importlib; the line worth showing
     is the last traceback frame in a watched file, or the location a ``SyntaxError`` carries.
     """
-    cause = exc.__cause__ if isinstance(exc, BuildError) and exc.__cause__ is not None else exc
+    cause = exc
+    # Our wrappers (BuildError from ImportStringError from the user's error) say where it broke;
+    # the innermost cause says why, and carries the user's file and line.
+    while isinstance(cause, ReloadError) and cause.__cause__ is not None:
+        cause = cause.__cause__
     file: str | None = None
     line: int | None = None
     if isinstance(cause, SyntaxError) and cause.filename:

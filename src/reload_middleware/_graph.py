@@ -61,8 +61,11 @@ def scan_imports(source: str, module: str, is_package: bool) -> set[str]:
         if not target:
             continue
         found.add(target)
-        for name in _NAME_RE.findall(match["names"].replace(" as ", " , ")):
-            found.add(f"{target}.{name}")
+        names = re.sub(r"#[^\n]*", "", match["names"]).strip("()")
+        for clause in names.split(","):
+            words = clause.split()
+            if words and words[0].isidentifier():
+                found.add(f"{target}.{words[0]}")
     return found
 
 

@@ -29,10 +29,11 @@ class LoadedGroup:
     old_modules: dict[str, ModuleType]
     new_modules: dict[str, ModuleType]
     _snapshot: dict[str, ModuleType]
+    _unbound: list[tuple[ModuleType, str, ModuleType]]
 
     def rollback(self) -> None:
         """Undo a load whose app could not start: the old modules serve on."""
-        restore_modules(self._snapshot)
+        restore_modules(self._snapshot, self._unbound)
 
 
 def load_group(
@@ -54,6 +55,7 @@ def load_group(
     old_modules = {name: snapshot[name] for name in order}
     for path in changed_paths:
         _remove_stale_bytecode(path)
+    unbound = _unbind_from_parents(old_modules)
     for name in order:
         del sys.modules[name]
     importlib.invalidate_caches()
@@ -63,15 +65,33 @@ def load_group(
             if name not in sys.modules:
                 importlib.import_module(name)
     except BaseException as exc:
-        restore_modules(snapshot)
+        restore_modules(snapshot, unbound)
         if not isinstance(exc, Exception):
             raise
         raise BuildError(f"{type(exc).__name__}: {exc}") from exc
     new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
-    return LoadedGroup(app, old_modules, new_modules, snapshot)
+    return LoadedGroup(app, old_modules, new_modules, snapshot, unbound)
 
 
-def restore_modules(snapshot: Mapping[str, ModuleType]) -> None:
+def _unbind_from_parents(modules: Mapping[str, ModuleType]) -> list[tuple[ModuleType, str, ModuleType]]:
+    """Take each module off its parent package's attributes.
+
+    ``from pkg import sub`` returns the attribute ``pkg.sub`` whenever it exists, without looking at
+    ``sys.modules``: left in place it would hand the old module to every new importer.
+    """
+    unbound = []
+    for name, module in modules.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name)
+        if parent is not None and parent_name not in modules and getattr(parent, child, None) is module:
+            delattr(parent, child)
+            unbound.append((parent, child, module))
+    return unbound
+
+
+def restore_modules(
+    snapshot: Mapping[str, ModuleType], unbound: Iterable[tuple[ModuleType, str, ModuleType]] = ()
+) -> None:
     """Make ``sys.modules`` hold exactly ``snapshot``, and point parent packages back at old submodules.
 
     Entries are replaced one by one, never cleared, so another thread never sees an empty table.
@@ -94,6 +114,8 @@ def restore_modules(snapshot: Mapping[str, ModuleType]) -> None:
     for name, module in snapshot.items():
         if sys.modules.get(name) is not module:
             sys.modules[name] = module
+    for parent, child, module in unbound:
+        setattr(parent, child, module)
 
 
 def _remove_stale_bytecode(path: str) -> None:

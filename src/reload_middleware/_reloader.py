@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Config
-from ._errors import ConfigError, ErrorReport, RestartRequired, report_error
+from ._errors import ConfigError, ErrorReport, ImportStringError, RestartRequired, report_error
 from ._graph import ModuleGraph
 from ._importer import load_app, split_import_string
 from ._loader import LoadedGroup, load_group
@@ -71,7 +71,7 @@ class Reloader:
         self.config = config
         self.root_module, _ = split_import_string(import_string)
         if self.root_module == wrapper_module:
-            raise ConfigError(
+            raise ImportStringError(
                 f"The app {import_string!r} is defined in the module that wraps it; "
                 "move the app to its own module and point the import string at it."
             )

@@ -204,8 +204,8 @@ class Watcher:
         try:
             for changes in changes_seen:
                 if not self.ready.is_set():
-                    self.ready.set()
                     self._on_change(None)
+                    self.ready.set()
                 if changes:
                     self._on_change({path for _, path in changes})
         except Exception:  # the watcher must never take the server down

@@ -1,0 +1,115 @@
+"""Small app trees the end-to-end tests edit: a leaf, a mid-level module, routes, an app, a wrapper."""
+
+from __future__ import annotations
+
+from conftest import AppTree
+
+STARLETTE_APP = {
+    "__init__.py": "",
+    "leaf.py": """
+        VALUE = "one"
+    """,
+    "mid.py": """
+        from PKG.leaf import VALUE
+
+
+        def thing() -> str:
+            return f"mid({VALUE})"
+    """,
+    "routes.py": """
+        import os
+        import threading
+
+        from starlette.responses import JSONResponse, PlainTextResponse
+        from starlette.routing import Route
+
+        from PKG import leaf
+        from PKG.mid import thing
+
+
+        async def home(request):
+            return PlainTextResponse(leaf.VALUE)
+
+
+        async def mid(request):
+            return PlainTextResponse(thing())
+
+
+        async def state(request):
+            return JSONResponse({"built_by": request.state.built_by})
+
+
+        async def process(request):
+            return JSONResponse({"pid": os.getpid(), "threads": sorted(t.name for t in threading.enumerate())})
+
+
+        routes = [Route("/", home), Route("/mid", mid), Route("/state", state), Route("/process", process)]
+    """,
+    "main.py": """
+        from contextlib import asynccontextmanager
+
+        from starlette.applications import Starlette
+
+        from PKG.routes import routes
+        from PKG.leaf import VALUE
+
+
+        @asynccontextmanager
+        async def lifespan(app):
+            yield {"built_by": VALUE}
+
+
+        app = Starlette(routes=routes, lifespan=lifespan)
+    """,
+    "asgi.py": """
+        from reload_middleware import ReloadMiddleware
+
+        app = ReloadMiddleware("PKG.main:app")
+    """,
+}
+
+FASTAPI_APP = {
+    "__init__.py": "",
+    "leaf.py": """
+        VALUE = "one"
+    """,
+    "schemas.py": """
+        from pydantic import BaseModel
+
+        from PKG.leaf import VALUE
+
+
+        class Answer(BaseModel):
+            value: str = VALUE
+    """,
+    "main.py": """
+        import os
+
+        from fastapi import FastAPI
+
+        from PKG.schemas import Answer
+
+        app = FastAPI()
+
+
+        @app.get("/")
+        def home() -> Answer:
+            return Answer()
+
+
+        @app.get("/process")
+        def process() -> dict[str, int]:
+            return {"pid": os.getpid()}
+    """,
+    "asgi.py": """
+        from reload_middleware import reloadable
+
+        app = reloadable("PKG.main:app")
+    """,
+}
+
+
+def write_app(tree: AppTree, files: dict[str, str]) -> AppTree:
+    for relative, source in files.items():
+        tree.write(relative, source)
+    return tree

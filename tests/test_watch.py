@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import os
+import sysconfig
+from pathlib import Path
+
+import watchfiles
+
+from reload_middleware._watch import ChangeDetector, SourceFilter
+
+
+def _detector(*paths: Path) -> ChangeDetector:
+    detector = ChangeDetector()
+    detector.track(str(path) for path in paths)
+    return detector
+
+
+def test_touch_without_change_is_absorbed(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("X = 1\n")
+    detector = _detector(path)
+    os.utime(path, ns=(0, 10**18))
+    detector.notice([str(path)])
+    assert detector.dirty
+    assert detector.take_changes() == {}
+    assert not detector.dirty
+    detector.notice([str(path)])
+    assert detector.take_changes() == {}  # the new mtime was remembered: no hashing again
+
+
+def test_content_change_stays_pending_until_committed(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("X = 1\n")
+    detector = _detector(path)
+    path.write_text("X = 2\n")
+    detector.notice([str(path)])
+    first = detector.take_changes()
+    assert list(first) == [str(path)]
+    # A failed reload commits nothing: the next check (say, after another file is fixed) retries it.
+    detector.notice([])
+    assert list(detector.take_changes()) == [str(path)]
+    detector.commit(first)
+    detector.notice([str(path)])
+    assert detector.take_changes() == {}
+
+
+def test_reverting_to_the_loaded_content_is_no_change(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("X = 1\n")
+    detector = _detector(path)
+    path.write_text("X = 2\n")
+    path.write_text("X = 1\n")
+    detector.notice([str(path)])
+    assert detector.take_changes() == {}
+
+
+def test_deletion_is_a_change_and_untracked_files_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("X = 1\n")
+    other = tmp_path / "new.py"
+    other.write_text("")
+    detector = _detector(path)
+    path.unlink()
+    detector.notice([str(path), str(other)])
+    assert detector.take_changes() == {str(path): None}
+
+
+def test_sweep_notices_by_stat_alone(tmp_path: Path) -> None:
+    paths = [tmp_path / f"m{i}.py" for i in range(3)]
+    for path in paths:
+        path.write_text("X = 1\n")
+    detector = _detector(*paths)
+    detector.sweep()
+    assert not detector.dirty
+    paths[1].write_text("X = 22\n")
+    detector.sweep()
+    assert detector.dirty
+    assert list(detector.take_changes()) == [str(paths[1])]
+
+
+def test_filter_covers_sources_below_the_roots_minus_exclusions(tmp_path: Path) -> None:
+    source_filter = SourceFilter([tmp_path], ["*_test.py", "*/migrations/*"])
+    root = str(tmp_path)
+    assert source_filter.covers(f"{root}/app/main.py")
+    assert not source_filter.covers(f"{root}/app/main_test.py")
+    assert not source_filter.covers(f"{root}/app/migrations/0001.py")
+    assert not source_filter.covers(f"{root}/app/__pycache__/main.cpython-311.py")
+    assert not source_filter.covers("/elsewhere/main.py")
+    assert source_filter(watchfiles.Change.modified, f"{root}/ext.so")
+    assert not source_filter(watchfiles.Change.modified, f"{root}/notes.txt")
+
+
+def test_filter_never_covers_installed_code() -> None:
+    site_packages = sysconfig.get_paths()["purelib"]
+    source_filter = SourceFilter([Path("/")], [])
+    assert not source_filter.covers(os.path.join(site_packages, "starlette", "applications.py"))
+    assert not source_filter.covers(os.__file__)
