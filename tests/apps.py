@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import AppTree
+from harness import AppTree
 
 STARLETTE_APP = {
     "__init__.py": "",

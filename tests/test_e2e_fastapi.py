@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps import FASTAPI_APP, write_app
-from conftest import AppTree, ServerFactory, wait_until
+from harness import AppTree, ServerFactory, wait_until
 
 
 def test_fastapi_leaf_and_model_edits_are_served(tree: AppTree, serve: ServerFactory) -> None:

@@ -6,7 +6,7 @@ import os
 import time
 
 from apps import STARLETTE_APP, write_app
-from conftest import AppTree, ServerFactory, wait_until
+from harness import AppTree, ServerFactory, wait_until
 
 
 def serves(server: object, path: str, text: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from conftest import AppTree
+from harness import AppTree
 
 from reload_middleware._graph import ModuleGraph, scan_imports
 

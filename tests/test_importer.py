@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import AppTree
+from harness import AppTree
 
 from reload_middleware import ImportStringError, ReloadMiddleware
 from reload_middleware._importer import import_string_for, load_app

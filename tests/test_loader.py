@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AppTree
+from harness import AppTree
 
 from reload_middleware import BuildError
 from reload_middleware._loader import load_group

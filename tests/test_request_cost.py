@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import AppTree, wait_until
+from harness import AppTree, wait_until
 
 import reload_middleware
 from reload_middleware import ReloadMiddleware

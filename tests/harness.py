@@ -1,0 +1,110 @@
+"""Test and benchmark harness: app trees under unique package names, and real uvicorn processes."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVE = Path(__file__).with_name("serve.py")
+
+
+class AppTree:
+    """A package written into a temporary directory, with a name no other test uses."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.name = f"app_{uuid.uuid4().hex[:10]}"
+        (root / self.name).mkdir(parents=True)
+
+    def write(self, relative: str, source: str) -> Path:
+        """Write ``source`` (dedented; ``PKG`` stands for the package name) to ``relative``."""
+        path = self.root / self.name / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).replace("PKG", self.name))
+        return path
+
+    def path(self, relative: str) -> Path:
+        return self.root / self.name / relative
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
+class Server:
+    """A real uvicorn process on 127.0.0.1 with an ephemeral port, talked to with httpx."""
+
+    def __init__(self, import_string: str, cwd: Path, env: dict[str, str], options: list[str]) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / f"server-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        fd = self._sock.fileno()
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVE), str(fd), import_string, *options],
+            cwd=cwd,
+            env=env,
+            pass_fds=[fd],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=10.0)
+
+    def wait_ready(self, path: str = "/__reload", timeout: float = 20.0) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                self.client.get(path)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_until(ready, timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def status(self) -> dict[str, Any]:
+        response = self.client.get("/__reload")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stop(self) -> int:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+        self._sock.close()
+        return self.process.returncode
+
+
+ServerFactory = Callable[..., Server]
