@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from harness import AppTree, Server  # noqa: E402
+from harness import AppTree, Server
 
 
 def write_app(tree: AppTree, modules: int) -> None:
