@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from apps import STARLETTE_APP, write_app
 from harness import AppTree, ServerFactory, wait_until
 
@@ -143,3 +144,23 @@ def test_enabled_runs_one_watcher_thread_and_stops_it_cleanly(tree: AppTree, ser
     log = server.log()
     assert "Application shutdown complete." in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    ("asgi_source", "env", "message"),
+    [
+        ('app = ReloadMiddleware("PKG.nowhere:app")', {}, "Could not import module 'PKG.nowhere'"),
+        ('app = ReloadMiddleware("PKG.main:application")', {}, "Module 'PKG.main' has no attribute 'application'"),
+        ('app = ReloadMiddleware("PKG.broken:app")', {}, "failed inside the module: ZeroDivisionError"),
+        ('app = ReloadMiddleware("PKG.main:app")', {"RELOAD_MIDDLEWARE": "maybe"}, "RELOAD_MIDDLEWARE='maybe'"),
+    ],
+)
+def test_a_wrong_start_fails_with_a_message_that_says_why(
+    tree: AppTree, serve: ServerFactory, asgi_source: str, env: dict[str, str], message: str
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    tree.write("broken.py", "1 / 0\n")
+    tree.write("asgi.py", "from reload_middleware import ReloadMiddleware\n" + asgi_source + "\n")
+    with pytest.raises(AssertionError, match="server exited") as info:
+        serve(env=env)
+    assert message.replace("PKG", tree.name) in str(info.value)
