@@ -15,10 +15,12 @@ from typing import Any
 
 from ._admin import Admin, AdminRequest, AdminResponse
 from ._config import UNSET, Config, Unset, is_enabled
+from ._errors import ReloadError
 from ._importer import caller_module, import_string_for, load_app
 from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
-from ._reloader import Reloader
-from ._versions import AppVersion, RetiredVersion, VersionState
+from ._loader import LoadedGroup
+from ._reloader import Plan, Reloader
+from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
 
 logger = logging.getLogger("reload_middleware")
@@ -45,7 +47,12 @@ class ReloadMiddleware:
         token: bearer token the admin endpoint requires (``RELOAD_MIDDLEWARE_TOKEN``).
         version_header: response header naming the serving version, ``None`` for none.
         drain_timeout: seconds a swap waits for the old version's HTTP requests to finish.
-        startup_timeout: seconds a new version's lifespan startup may take.
+        startup_timeout: seconds a version's lifespan startup (or shutdown) may take.
+        retire_timeout: seconds an old version may keep long-lived connections (streams,
+            websockets) open; then its websockets are closed with code 1012 and it retires.
+        overlap: swap at once, without waiting for the old version's requests to finish.
+        max_versions: how many versions may be alive at once; a reload beyond that waits (up to
+            ``drain_timeout``) for an old one to retire, then fails.
         environ: the environment to read, ``os.environ`` by default.
     """
 
@@ -63,6 +70,9 @@ class ReloadMiddleware:
         version_header: str | Unset | None = UNSET,
         drain_timeout: float | Unset = UNSET,
         startup_timeout: float | Unset = UNSET,
+        retire_timeout: float | Unset = UNSET,
+        overlap: bool | Unset = UNSET,
+        max_versions: int | Unset = UNSET,
         environ: MutableMapping[str, str] | None = None,
     ) -> None:
         self.enabled = is_enabled(enabled, environ)
@@ -82,28 +92,31 @@ class ReloadMiddleware:
             version_header=version_header,
             drain_timeout=drain_timeout,
             startup_timeout=startup_timeout,
+            retire_timeout=retire_timeout,
+            overlap=overlap,
+            max_versions=max_versions,
         )
         self._reloader = Reloader(import_string, self.config, wrapper)
         self.app = self._reloader.app
         self._detector = self._reloader.detector
         self._admin = Admin(self.config.token)
         self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
-        self._current = self._new_version(1, self.app, {}, state=None)
-        self._live: list[AppVersion] = [self._current]
-        self._retired: list[RetiredVersion] = []
+        self._versions = VersionSet(
+            self._new_version(1, self.app, {}, state=None),
+            retire_timeout=self.config.retire_timeout,
+            stop_timeout=self.config.startup_timeout,
+        )
         self._lock = asyncio.Lock()
         self._reloading: asyncio.Task[dict[str, Any]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: Watcher | None = None
         self._lifespan_scope: Scope | None = None
-        self._background: set[asyncio.Task[None]] = set()
 
     def _new_version(
         self, number: int, app: ASGIApp, modules: dict[str, Any], state: dict[str, Any] | None
     ) -> AppVersion:
-        version = AppVersion(number, app, modules, state)
-        version.header = (self._header_name, str(number).encode()) if self._header_name else None
-        return version
+        header = (self._header_name, str(number).encode()) if self._header_name else None
+        return AppVersion(number, app, modules, state, header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
@@ -120,7 +133,7 @@ class ReloadMiddleware:
             self._start_watching()
         if self._detector.dirty or self._reloading is not None:
             await self._reload_settled()
-        version = self._current
+        version = self._versions.current
         is_http = kind == "http"
         if version.number > 1 and version.state is not None:
             scope = {**scope, "state": dict(version.state)}
@@ -136,13 +149,14 @@ class ReloadMiddleware:
             target: Send = send_with_version
         else:
             target = send
+        if kind == "websocket":
+            version.websockets.add(send)
         version.enter(is_http)
         try:
             await version.app(scope, receive, target)
         finally:
             version.leave(is_http)
-            if version.phase is VersionState.DRAINING and version.in_flight == 0:
-                self._spawn(self._retire(version))
+            version.websockets.discard(send)
 
     # -- reloading -------------------------------------------------------------------------------
 
@@ -166,55 +180,64 @@ class ReloadMiddleware:
         return self._reloading
 
     async def reload(self, *, force: bool = False, sweep: bool = False) -> dict[str, Any]:
-        """Check for changes and reload now: detect, plan, load, start, swap, drain, retire.
+        """Check for changes and reload now: detect, plan, load, start, drain, swap, retire.
 
         Returns the admin endpoint's answer: ``ok``, ``version``, ``reloaded``, ``duration_ms``, ``error``.
         """
         async with self._lock:
             started = time.perf_counter()
             reloader = self._reloader
+            versions = self._versions
             try:
-                plan = reloader.plan(force=force, sweep=sweep)
-                if plan is None:
+                if not await versions.wait_for_room(self.config.max_versions, self.config.drain_timeout):
+                    raise ReloadError(
+                        f"{len(versions.live)} versions are still running requests "
+                        f"(max_versions={self.config.max_versions}); try again when they have finished"
+                    )
+                # The build runs in a worker thread, so that requests in flight on the old version
+                # (streams, websockets) keep flowing while the new modules import.
+                loaded = await asyncio.to_thread(self._plan_and_build, force, sweep)
+                if loaded is None:
                     return self._outcome(True, [], 0.0, None)
-                loaded = reloader.build(plan)
+                plan, group = loaded
             except Exception as exc:
                 return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
             state: dict[str, Any] | None = (
                 {} if self._lifespan_scope is not None and "state" in self._lifespan_scope else None
             )
-            version = self._new_version(self._current.number + 1, loaded.app, loaded.new_modules, state)
+            version = self._new_version(versions.current.number + 1, group.app, group.new_modules, state)
             try:
                 await self._start(version)
-            except (LifespanFailed, asyncio.TimeoutError) as exc:
-                loaded.rollback()
+            except Exception as exc:
+                group.rollback()
                 return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
-            record = reloader.commit(plan, loaded, version.number, _ms(started))
-            old = self._current
+            record = reloader.commit(plan, group, version.number, _ms(started))
             # Drain first: new arrivals wait on this reload while the old version's requests finish.
-            if not await old.drained(self.config.drain_timeout):
+            if not self.config.overlap and not await versions.current.http_drained(self.config.drain_timeout):
                 logger.warning(
-                    "version %d still had requests after %g s; swapping anyway", old.number, self.config.drain_timeout
+                    "version %d still had requests after %g s; swapping anyway",
+                    versions.current.number,
+                    self.config.drain_timeout,
                 )
-            version.phase = VersionState.SERVING
-            self._current = version
-            self._live.append(version)
+            versions.swap(version)
             self.app = version.app
-            old.phase = VersionState.DRAINING  # from now on its last request to end retires it
-            if old.in_flight == 0:
-                self._spawn(self._retire(old))
             return self._outcome(True, record.modules, record.duration_ms, None)
+
+    def _plan_and_build(self, force: bool, sweep: bool) -> tuple[Plan, LoadedGroup] | None:
+        plan = self._reloader.plan(force=force, sweep=sweep)
+        return None if plan is None else (plan, self._reloader.build(plan))
 
     def _outcome(self, ok: bool, modules: list[str], duration_ms: float, error: Any) -> dict[str, Any]:
         return {
             "ok": ok,
-            "version": self._current.number,
+            "version": self._versions.current.number,
             "reloaded": modules,
             "duration_ms": round(duration_ms, 3),
             "error": error,
         }
 
     async def _start(self, version: AppVersion) -> None:
+        """Run the new version's lifespan startup, as the server ran the first one's."""
         if self._lifespan_scope is None:
             return
         scope = dict(self._lifespan_scope)
@@ -226,24 +249,6 @@ class ReloadMiddleware:
         except LifespanUnsupported:
             return  # an app without lifespan support simply has nothing to start
         version.lifespan = lifespan
-
-    async def _retire(self, version: AppVersion) -> None:
-        if version.phase is VersionState.RETIRED:
-            return
-        version.phase = VersionState.RETIRED
-        self._live.remove(version)
-        if version.lifespan is not None:
-            try:
-                await version.lifespan.shutdown(self.config.startup_timeout)
-            except Exception:
-                logger.exception("lifespan shutdown of retired version %d failed", version.number)
-        self._retired.append(RetiredVersion(version))
-        logger.info("version %d retired", version.number)
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # -- watching --------------------------------------------------------------------------------
 
@@ -270,7 +275,7 @@ class ReloadMiddleware:
         if message["type"] != "lifespan.startup":
             return
         self._lifespan_scope = scope
-        version = self._current
+        version = self._versions.current
         lifespan = Lifespan(version.app, scope)
         try:
             await lifespan.startup(self.config.startup_timeout)
@@ -283,47 +288,31 @@ class ReloadMiddleware:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         version.lifespan = lifespan
-        version.phase = VersionState.SERVING
         self._start_watching()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown: the server is stopping
-        await self._shutdown_all(send)
-
-    async def _shutdown_all(self, send: Send) -> None:
         if self._watcher is not None:
             self._watcher.stop()
-        failure: str | None = None
-        for version in sorted(self._live, key=lambda v: v.number, reverse=True):
-            if version.lifespan is None:
-                continue
-            try:
-                await version.lifespan.shutdown(self.config.startup_timeout)
-            except Exception as exc:
-                failure = failure or str(exc)
-        await send(
-            {"type": "lifespan.shutdown.failed", "message": failure}
-            if failure
-            else {"type": "lifespan.shutdown.complete"}
-        )
+        failure = await self._versions.shutdown()
+        if failure is None:
+            await send({"type": "lifespan.shutdown.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.failed", "message": failure})
 
     # -- admin -----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         stats = self._reloader.stats
         return {
-            "version": self._current.number,
+            "version": self._versions.current.number,
             "reloads": stats.reloads,
             "failures": stats.failures,
             "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
             "last_error": stats.last_error.as_dict() if stats.last_error else None,
             "tracked_modules": len(self._reloader.graph.modules),
             "watching": self._watcher is not None and self._watcher.running,
-            "versions": [version.describe() for version in self._live],
-            "leaked_versions": [
-                {"number": retired.number, "modules": alive}
-                for retired in self._retired
-                if (alive := retired.alive_modules())
-            ],
+            "versions": [version.describe() for version in self._versions.live],
+            "leaked_versions": self._versions.leaked(),
         }
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -350,7 +339,7 @@ class ReloadMiddleware:
             else:
                 outcome = await asyncio.shield(self._reload_task(force=force, sweep=True))
                 response = self._admin.render_reload(outcome)
-        header = self._current.header
+        header = self._versions.current.header
         extra = [(header[0], header[1])] if header else []
         await send(
             {

@@ -51,6 +51,13 @@ def parse_seconds(key: str, value: str) -> float:
     return seconds
 
 
+def parse_count(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a whole number") from None
+
+
 def parse_list(value: str, separator: str) -> list[str]:
     return [item.strip() for item in value.split(separator) if item.strip()]
 
@@ -76,6 +83,9 @@ class Config:
     version_header: str | None = "x-reload-version"
     drain_timeout: float = 30.0
     startup_timeout: float = 30.0
+    retire_timeout: float = 60.0
+    overlap: bool = False
+    max_versions: int = 4
 
     @classmethod
     def resolve(
@@ -91,6 +101,9 @@ class Config:
         version_header: str | Unset | None = UNSET,
         drain_timeout: float | Unset = UNSET,
         startup_timeout: float | Unset = UNSET,
+        retire_timeout: float | Unset = UNSET,
+        overlap: bool | Unset = UNSET,
+        max_versions: int | Unset = UNSET,
     ) -> Config:
         env = _Environment(os.environ if environ is None else environ)
         resolved_dirs = env.pick(watch_dirs, "WATCH_DIRS", lambda k, v: parse_list(v, os.pathsep), ())
@@ -104,6 +117,9 @@ class Config:
             version_header=env.pick(version_header, "VERSION_HEADER", lambda k, v: v or None, cls.version_header),
             drain_timeout=env.pick(drain_timeout, "DRAIN_TIMEOUT", parse_seconds, cls.drain_timeout),
             startup_timeout=env.pick(startup_timeout, "STARTUP_TIMEOUT", parse_seconds, cls.startup_timeout),
+            retire_timeout=env.pick(retire_timeout, "RETIRE_TIMEOUT", parse_seconds, cls.retire_timeout),
+            overlap=env.pick(overlap, "OVERLAP", parse_flag, False),
+            max_versions=env.pick(max_versions, "MAX_VERSIONS", parse_count, cls.max_versions),
         )
         config._validate()
         return config
@@ -115,7 +131,11 @@ class Config:
             not self.version_header.isascii() or not self.version_header.replace("-", "").isalnum()
         ):
             raise ConfigError(f"version_header={self.version_header!r} is not a valid header name")
-        for name in ("drain_timeout", "startup_timeout"):
+        if self.max_versions < 2:
+            raise ConfigError(
+                f"max_versions={self.max_versions!r} must be 2 or more: the serving version and a new one"
+            )
+        for name in ("drain_timeout", "startup_timeout", "retire_timeout"):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):
                 raise ConfigError(f"{name}={value!r} must be a finite number of seconds, 0 or more")

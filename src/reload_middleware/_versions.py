@@ -1,15 +1,28 @@
-"""One object per app version: its app, modules, lifespan state and in-flight count."""
+"""App versions: one object per build, and the set of live ones with their retirement.
+
+A version owns its app, the module objects it was built from, its lifespan and the state that
+lifespan filled in, and counts its requests in flight. After a swap, the old version retires once
+its last request has ended (or ``retire_timeout`` ran out), running its lifespan shutdown once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import logging
 import time
 import weakref
+from collections.abc import Awaitable, Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
 from ._lifespan import Lifespan
+
+logger = logging.getLogger("reload_middleware")
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+SERVICE_RESTART = 1012  # the websocket close code for "the server is restarting"
 
 
 class VersionState(str, enum.Enum):
@@ -26,47 +39,85 @@ class AppVersion:
     gets a shallow copy, as a bare server would give. ``None`` when the server has none.
     """
 
-    def __init__(self, number: int, app: Any, modules: dict[str, ModuleType], state: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        number: int,
+        app: Any,
+        modules: dict[str, ModuleType],
+        state: dict[str, Any] | None,
+        header: tuple[bytes, bytes] | None,
+    ) -> None:
         self.number = number
         self.app = app
         self.modules = modules
         self.state = state
+        self.header = header  # (name, value) of the version response header, built once
         self.lifespan: Lifespan | None = None
-        # (name, value) of the version response header, precomputed once per version.
-        self.header: tuple[bytes, bytes] | None = None
         self.phase = VersionState.STARTING
         self.created = time.time()
         self.in_flight = 0
         self.in_flight_http = 0
+        self.websockets: set[Send] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._http_idle = asyncio.Event()
+        self._http_idle.set()
+        self._stopping: asyncio.Task[None] | None = None
 
     def enter(self, is_http: bool) -> None:
+        if self.in_flight == 0:
+            self._idle.clear()
         self.in_flight += 1
         if is_http:
+            if self.in_flight_http == 0:
+                self._http_idle.clear()
             self.in_flight_http += 1
-            self._idle.clear()
 
     def leave(self, is_http: bool) -> None:
         self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
         if is_http:
             self.in_flight_http -= 1
             if self.in_flight_http == 0:
-                self._idle.set()
+                self._http_idle.set()
 
-    async def drained(self, timeout: float) -> bool:
-        """Wait until no HTTP request runs on this version; ``False`` if ``timeout`` ran out first.
+    async def http_drained(self, timeout: float) -> bool:
+        """Wait until no HTTP request runs here; ``False`` if ``timeout`` ran out first.
 
         Websockets and other long-lived connections do not hold a swap back: they carry on here.
         """
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await _wait(self._http_idle, timeout)
+
+    async def idle(self, timeout: float) -> bool:
+        return await _wait(self._idle, timeout)
+
+    async def close_websockets(self) -> None:
+        for send in list(self.websockets):
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send({"type": "websocket.close", "code": SERVICE_RESTART, "reason": "new version"})
+
+    async def stop(self, timeout: float) -> None:
+        """Run this version's lifespan shutdown, once, however many callers ask."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(self._stop(timeout))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, timeout: float) -> None:
+        self.phase = VersionState.RETIRED
+        if self.lifespan is not None:
+            await self.lifespan.shutdown(timeout)
 
     def describe(self) -> dict[str, Any]:
         return {"number": self.number, "state": self.phase.value, "in_flight": self.in_flight}
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
 
 
 class RetiredVersion:
@@ -74,8 +125,79 @@ class RetiredVersion:
 
     def __init__(self, version: AppVersion) -> None:
         self.number = version.number
-        self._modules = [weakref.ref(module) for module in version.modules.values()]
-        self.module_names = list(version.modules)
+        self._modules = {name: weakref.ref(module) for name, module in version.modules.items()}
 
     def alive_modules(self) -> list[str]:
-        return [name for name, ref in zip(self.module_names, self._modules, strict=True) if ref() is not None]
+        return [name for name, ref in self._modules.items() if ref() is not None]
+
+
+class VersionSet:
+    """The serving version, the old ones still finishing their requests, and their retirement."""
+
+    def __init__(self, first: AppVersion, *, retire_timeout: float, stop_timeout: float) -> None:
+        first.phase = VersionState.SERVING
+        self.current = first
+        self.live = [first]
+        self.retired: list[RetiredVersion] = []
+        self._retire_timeout = retire_timeout
+        self._stop_timeout = stop_timeout
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def swap(self, new: AppVersion) -> AppVersion:
+        """Make ``new`` the serving version; the old one retires in the background."""
+        old = self.current
+        new.phase = VersionState.SERVING
+        self.current = new
+        self.live.append(new)
+        old.phase = VersionState.DRAINING
+        task = asyncio.get_running_loop().create_task(self._retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        return old
+
+    async def wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Wait until fewer than ``limit`` versions are live; ``False`` if ``timeout`` ran out."""
+        deadline = time.monotonic() + timeout
+        while len(self.live) >= limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._retiring:
+                return False
+            await asyncio.wait(set(self._retiring), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        return True
+
+    async def _retire(self, version: AppVersion) -> None:
+        if not await version.idle(self._retire_timeout):
+            logger.warning(
+                "version %d still has %d connection(s) after %g s: closing its websockets",
+                version.number,
+                version.in_flight,
+                self._retire_timeout,
+            )
+            await version.close_websockets()
+        try:
+            await version.stop(self._stop_timeout)
+        except Exception:
+            logger.exception("lifespan shutdown of retired version %d failed", version.number)
+        finally:
+            self.live.remove(version)
+            self.retired.append(RetiredVersion(version))
+        logger.info("version %d retired", version.number)
+
+    async def shutdown(self) -> str | None:
+        """Server shutdown: stop every live version, newest first. Returns the first failure, if any."""
+        for task in list(self._retiring):
+            task.cancel()
+        failure: str | None = None
+        for version in sorted(self.live, key=lambda v: v.number, reverse=True):
+            try:
+                await version.stop(self._stop_timeout)
+            except Exception as exc:
+                failure = failure or f"version {version.number}: {exc}"
+        return failure
+
+    def leaked(self) -> list[dict[str, Any]]:
+        return [
+            {"number": retired.number, "modules": alive}
+            for retired in self.retired
+            if (alive := retired.alive_modules())
+        ]
