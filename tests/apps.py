@@ -113,3 +113,73 @@ def write_app(tree: AppTree, files: dict[str, str]) -> AppTree:
     for relative, source in files.items():
         tree.write(relative, source)
     return tree
+
+
+# Every lifespan event lands in the file named by LIFECYCLE_LOG, as "start VALUE" / "stop VALUE":
+# the tests read it to check that each version started and stopped exactly once.
+LIFECYCLE_APP = {
+    "__init__.py": "",
+    "leaf.py": """
+        VALUE = "v1"
+    """,
+    "main.py": """
+        import asyncio
+        import os
+        from contextlib import asynccontextmanager
+
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse, StreamingResponse
+        from starlette.routing import Route, WebSocketRoute
+
+        from PKG.leaf import VALUE
+
+
+        def record(event):
+            with open(os.environ["LIFECYCLE_LOG"], "a") as log:
+                log.write(f"{event} {VALUE}\\n")
+
+
+        @asynccontextmanager
+        async def lifespan(app):
+            if VALUE.startswith("fail-startup"):
+                raise RuntimeError(f"startup refused for {VALUE}")
+            record("start")
+            yield {"value": VALUE}
+            record("stop")
+
+
+        async def home(request):
+            return PlainTextResponse(f"{VALUE} {request.state.value}")
+
+
+        async def slow(request):
+            await asyncio.sleep(float(request.query_params["seconds"]))
+            return PlainTextResponse(VALUE)
+
+
+        async def stream(request):
+            async def chunks():
+                for index in range(int(request.query_params["chunks"])):
+                    yield f"{VALUE}:{index}\\n"
+                    await asyncio.sleep(float(request.query_params["interval"]))
+
+            return StreamingResponse(chunks(), media_type="text/plain")
+
+
+        async def echo(websocket):
+            await websocket.accept()
+            async for text in websocket.iter_text():
+                await websocket.send_text(f"{VALUE}:{text}")
+
+
+        app = Starlette(
+            routes=[Route("/", home), Route("/slow", slow), Route("/stream", stream), WebSocketRoute("/ws", echo)],
+            lifespan=lifespan,
+        )
+    """,
+    "asgi.py": """
+        from reload_middleware import ReloadMiddleware
+
+        app = ReloadMiddleware("PKG.main:app")
+    """,
+}

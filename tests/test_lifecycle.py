@@ -1,0 +1,198 @@
+"""Version lifecycle against a real uvicorn server: lifespan per version, drain, streams, websockets."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from apps import LIFECYCLE_APP, write_app
+from harness import AppTree, Server, ServerFactory, wait_until
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+
+@pytest.fixture
+def events(tree: AppTree) -> Path:
+    return tree.root / "lifecycle.log"
+
+
+def start(tree: AppTree, serve: ServerFactory, events: Path, **env: str) -> Server:
+    write_app(tree, LIFECYCLE_APP)
+    server = serve(env={"LIFECYCLE_LOG": str(events), **env})
+    wait_until(lambda: server.status()["watching"])
+    return server
+
+
+def edit(tree: AppTree, value: str) -> None:
+    tree.write("leaf.py", f'VALUE = "{value}"\n')
+
+
+def lines(events: Path) -> list[str]:
+    return events.read_text().splitlines() if events.exists() else []
+
+
+def test_each_version_starts_before_serving_and_stops_once_after_its_last_request(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    server = start(tree, serve, events)
+    assert server.client.get("/").text == "v1 v1"
+    edit(tree, "v2")
+    wait_until(lambda: server.client.get("/").text == "v2 v2")
+    wait_until(lambda: lines(events) == ["start v1", "start v2", "stop v1"])
+    assert [v["number"] for v in server.status()["versions"]] == [2]
+
+    edit(tree, "v3")
+    wait_until(lambda: server.client.get("/").text == "v3 v3")
+    server.stop()
+    assert lines(events) == ["start v1", "start v2", "stop v1", "start v3", "stop v2", "stop v3"]
+
+
+def test_failed_lifespan_startup_fails_the_reload_and_the_old_version_serves_on(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    server = start(tree, serve, events)
+    edit(tree, "fail-startup")
+    wait_until(lambda: server.status()["last_error"] is not None)
+    error = server.status()["last_error"]
+    assert error["type"] == "LifespanFailed"
+    assert "startup refused for fail-startup" in error["message"]
+    assert server.client.get("/").text == "v1 v1"
+    assert server.status()["version"] == 1
+
+    edit(tree, "v2")
+    wait_until(lambda: server.client.get("/").text == "v2 v2")
+    assert server.status()["version"] == 2
+    server.stop()
+    assert lines(events) == ["start v1", "start v2", "stop v1", "stop v2"]
+
+
+def test_failed_startup_of_the_first_version_reaches_the_server(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    write_app(tree, LIFECYCLE_APP)
+    edit(tree, "fail-startup-first")
+    with pytest.raises(AssertionError, match="server exited") as info:
+        serve(env={"LIFECYCLE_LOG": str(events)})
+    assert "Application startup failed" in str(info.value)
+    assert "startup refused for fail-startup-first" in str(info.value)
+
+
+def test_an_app_without_lifespan_support_reloads_too(tree: AppTree, serve: ServerFactory) -> None:
+    tree.write("__init__.py", "")
+    tree.write("leaf.py", 'VALUE = b"one"\n')
+    tree.write(
+        "main.py",
+        """
+        from PKG.leaf import VALUE
+
+
+        async def app(scope, receive, send):
+            assert scope["type"] == "http"  # no lifespan: raising here is how an app says so
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": VALUE})
+        """,
+    )
+    tree.write("asgi.py", "from reload_middleware import ReloadMiddleware\n\napp = ReloadMiddleware('PKG.main:app')\n")
+    server = serve()
+    assert server.client.get("/").text == "one"
+    tree.write("leaf.py", 'VALUE = b"two"\n')
+    wait_until(lambda: server.client.get("/").text == "two")
+    assert "ASGI 'lifespan' protocol appears unsupported." in server.log()
+
+
+def test_drain_first_finishes_old_requests_before_new_ones_start(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    server = start(tree, serve, events)
+    slow: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 1.0})))
+    thread.start()
+    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    edit(tree, "v2")
+    wait_until(lambda: server.status()["reloads"] == 1 or server.status()["versions"][0]["state"] == "draining")
+    # This request arrives while v1 still runs /slow: it waits at the gate, then v2 serves it.
+    fresh = server.client.get("/")
+    thread.join(10)
+    assert slow[0].text == "v1"
+    assert slow[0].headers["x-reload-version"] == "1"
+    assert fresh.text == "v2 v2"
+    assert float(fresh.elapsed.total_seconds()) > 0.2
+
+
+def test_overlap_mode_serves_new_requests_while_old_ones_run(tree: AppTree, serve: ServerFactory, events: Path) -> None:
+    server = start(tree, serve, events, RELOAD_MIDDLEWARE_OVERLAP="1")
+    slow: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 2.0})))
+    thread.start()
+    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    edit(tree, "v2")
+    wait_until(lambda: server.client.get("/").text == "v2 v2")
+    assert [v["state"] for v in server.status()["versions"]] == ["draining", "serving"]
+    assert thread.is_alive()
+    thread.join(10)
+    assert slow[0].text == "v1"
+    wait_until(lambda: lines(events) == ["start v1", "start v2", "stop v1"])
+
+
+def test_a_stream_keeps_flowing_on_its_version_while_a_slow_build_runs(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    server = start(tree, serve, events, RELOAD_MIDDLEWARE_DRAIN_TIMEOUT="0.5")
+    arrivals: list[tuple[float, str]] = []
+    with server.client.stream("GET", "/stream", params={"chunks": 30, "interval": 0.05}) as response:
+        for line in response.iter_lines():
+            arrivals.append((time.monotonic(), line))
+            if len(arrivals) == 3:
+                # A build that takes 0.8 s: the stream must not stop for that long.
+                tree.write("leaf.py", 'import time\ntime.sleep(0.8)\nVALUE = "v2"\n')
+    assert [line for _, line in arrivals] == [f"v1:{index}" for index in range(30)]
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(arrivals)]
+    assert max(gaps) < 0.6, gaps
+    wait_until(lambda: server.client.get("/").text == "v2 v2")
+
+
+def test_a_websocket_stays_on_its_version_then_is_closed_with_1012(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    server = start(tree, serve, events, RELOAD_MIDDLEWARE_RETIRE_TIMEOUT="1.5")
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5) as websocket:
+        websocket.send("a")
+        assert websocket.recv(timeout=5) == "v1:a"
+        edit(tree, "v2")
+        wait_until(lambda: server.client.get("/").text == "v2 v2")
+        websocket.send("b")
+        assert websocket.recv(timeout=5) == "v1:b"  # still on the version it started on
+        assert lines(events) == ["start v1", "start v2"]
+        with pytest.raises(ConnectionClosed) as closed:
+            websocket.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1012
+    wait_until(lambda: lines(events) == ["start v1", "start v2", "stop v1"])
+
+
+def test_too_many_live_versions_make_a_reload_fail_clearly(tree: AppTree, serve: ServerFactory, events: Path) -> None:
+    server = start(
+        tree,
+        serve,
+        events,
+        RELOAD_MIDDLEWARE_MAX_VERSIONS="2",
+        RELOAD_MIDDLEWARE_DRAIN_TIMEOUT="0.5",
+        RELOAD_MIDDLEWARE_RETIRE_TIMEOUT="30",
+    )
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5) as websocket:
+        websocket.send("a")
+        assert websocket.recv(timeout=5) == "v1:a"
+        edit(tree, "v2")
+        wait_until(lambda: server.client.get("/").text == "v2 v2")
+        edit(tree, "v3")
+        wait_until(lambda: server.status()["last_error"] is not None)
+        assert "max_versions=2" in server.status()["last_error"]["message"]
+        assert server.client.get("/").text == "v2 v2"
+    # Once the websocket is gone, v1 retires and the pending edit goes through on the next check.
+    wait_until(lambda: len(server.status()["versions"]) == 1)
+    assert server.client.post("/__reload").json()["version"] == 3
+    assert server.client.get("/").text == "v3 v3"
