@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -30,7 +31,11 @@ class AppTree:
         """Write ``source`` (dedented; ``PKG`` stands for the package name) to ``relative``."""
         path = self.root / self.name / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source).replace("PKG", self.name))
+        # Saved the way most editors save: a complete new file renamed over the old one, so that
+        # the watcher never sees a half-written module.
+        temporary = path.with_name(f".{path.name}.saving")
+        temporary.write_text(textwrap.dedent(source).replace("PKG", self.name))
+        os.replace(temporary, path)
         return path
 
     def path(self, relative: str) -> Path:

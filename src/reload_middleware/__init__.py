@@ -7,6 +7,7 @@ from typing import Any
 from ._asgi import ReloadMiddleware
 from ._config import is_enabled
 from ._errors import BuildError, ConfigError, ImportStringError, ReloadError, RestartRequired
+from ._handover import keep, on_retire
 from ._importer import load_app
 
 __version__ = "0.1.0"
@@ -18,6 +19,8 @@ __all__ = [
     "ReloadError",
     "ReloadMiddleware",
     "RestartRequired",
+    "keep",
+    "on_retire",
     "reloadable",
 ]
 

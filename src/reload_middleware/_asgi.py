@@ -102,7 +102,7 @@ class ReloadMiddleware:
         self._admin = Admin(self.config.token)
         self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
         self._versions = VersionSet(
-            self._new_version(1, self.app, {}, state=None),
+            self._new_version(1, self.app, state=None),
             retire_timeout=self.config.retire_timeout,
             stop_timeout=self.config.startup_timeout,
         )
@@ -112,11 +112,9 @@ class ReloadMiddleware:
         self._watcher: Watcher | None = None
         self._lifespan_scope: Scope | None = None
 
-    def _new_version(
-        self, number: int, app: ASGIApp, modules: dict[str, Any], state: dict[str, Any] | None
-    ) -> AppVersion:
+    def _new_version(self, number: int, app: ASGIApp, state: dict[str, Any] | None) -> AppVersion:
         header = (self._header_name, str(number).encode()) if self._header_name else None
-        return AppVersion(number, app, modules, state, header)
+        return AppVersion(number, app, state, header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
@@ -205,7 +203,7 @@ class ReloadMiddleware:
             state: dict[str, Any] | None = (
                 {} if self._lifespan_scope is not None and "state" in self._lifespan_scope else None
             )
-            version = self._new_version(versions.current.number + 1, group.app, group.new_modules, state)
+            version = self._new_version(versions.current.number + 1, group.app, state)
             try:
                 await self._start(version)
             except Exception as exc:
@@ -219,7 +217,7 @@ class ReloadMiddleware:
                     versions.current.number,
                     self.config.drain_timeout,
                 )
-            versions.swap(version)
+            versions.swap(version, group.old_modules)
             self.app = version.app
             return self._outcome(True, record.modules, record.duration_ms, None)
 
@@ -312,7 +310,7 @@ class ReloadMiddleware:
             "tracked_modules": len(self._reloader.graph.modules),
             "watching": self._watcher is not None and self._watcher.running,
             "versions": [version.describe() for version in self._versions.live],
-            "leaked_versions": self._versions.leaked(),
+            "leaked_versions": self._versions.leaked,
         }
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:

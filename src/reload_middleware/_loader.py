@@ -14,7 +14,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -30,10 +30,13 @@ class LoadedGroup:
     new_modules: dict[str, ModuleType]
     _snapshot: dict[str, ModuleType]
     _unbound: list[tuple[ModuleType, str, ModuleType]]
+    after_rollback: list[Callable[[], object]] = field(default_factory=list)
 
     def rollback(self) -> None:
         """Undo a load whose app could not start: the old modules serve on."""
         restore_modules(self._snapshot, self._unbound)
+        for callback in self.after_rollback:
+            callback()
 
 
 def load_group(

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Config
-from ._errors import ConfigError, ErrorReport, ImportStringError, RestartRequired, report_error
+from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, RestartRequired, report_error
 from ._graph import ModuleGraph
+from ._handover import recording_hooks, run_hooks
 from ._importer import load_app, split_import_string
 from ._loader import LoadedGroup, load_group
 from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs
@@ -142,11 +143,18 @@ class Reloader:
 
     def build(self, plan: Plan) -> LoadedGroup:
         """Import the plan's group anew; ``sys.modules`` is untouched if this raises ``BuildError``."""
-        return load_group(
-            plan.group,
-            lambda: load_app(self.import_string, factory=self.config.factory),
-            plan.changes,
-        )
+        with recording_hooks() as registered:
+            try:
+                group = load_group(
+                    plan.group,
+                    lambda: load_app(self.import_string, factory=self.config.factory),
+                    plan.changes,
+                )
+            except BuildError:
+                run_hooks(registered)  # undo what the discarded modules registered at import
+                raise
+        group.after_rollback.append(lambda: run_hooks(registered))
+        return group
 
     def commit(self, plan: Plan, loaded: LoadedGroup, version: int, duration_ms: float) -> ReloadRecord:
         """The new version serves: remember what it was built from."""

@@ -12,17 +12,19 @@ import contextlib
 import enum
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
+from ._handover import run_module_hooks
+from ._leaks import LeakTracker
 from ._lifespan import Lifespan
 
 logger = logging.getLogger("reload_middleware")
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 SERVICE_RESTART = 1012  # the websocket close code for "the server is restarting"
+LEAK_CHECK_DELAY = 2.0  # seconds after a retirement
 
 
 class VersionState(str, enum.Enum):
@@ -39,17 +41,9 @@ class AppVersion:
     gets a shallow copy, as a bare server would give. ``None`` when the server has none.
     """
 
-    def __init__(
-        self,
-        number: int,
-        app: Any,
-        modules: dict[str, ModuleType],
-        state: dict[str, Any] | None,
-        header: tuple[bytes, bytes] | None,
-    ) -> None:
+    def __init__(self, number: int, app: Any, state: dict[str, Any] | None, header: tuple[bytes, bytes] | None) -> None:
         self.number = number
         self.app = app
-        self.modules = modules
         self.state = state
         self.header = header  # (name, value) of the version response header, built once
         self.lifespan: Lifespan | None = None
@@ -58,6 +52,8 @@ class AppVersion:
         self.in_flight = 0
         self.in_flight_http = 0
         self.websockets: set[Send] = set()
+        # The module objects the next version replaced: this version's own, once it retires.
+        self.replaced: dict[str, ModuleType] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._http_idle = asyncio.Event()
@@ -120,17 +116,6 @@ async def _wait(event: asyncio.Event, timeout: float) -> bool:
     return True
 
 
-class RetiredVersion:
-    """What is left of a retired version: weak references that tell whether it was freed."""
-
-    def __init__(self, version: AppVersion) -> None:
-        self.number = version.number
-        self._modules = {name: weakref.ref(module) for name, module in version.modules.items()}
-
-    def alive_modules(self) -> list[str]:
-        return [name for name, ref in self._modules.items() if ref() is not None]
-
-
 class VersionSet:
     """The serving version, the old ones still finishing their requests, and their retirement."""
 
@@ -138,14 +123,18 @@ class VersionSet:
         first.phase = VersionState.SERVING
         self.current = first
         self.live = [first]
-        self.retired: list[RetiredVersion] = []
+        self.leaked: list[dict[str, Any]] = []
         self._retire_timeout = retire_timeout
         self._stop_timeout = stop_timeout
         self._retiring: set[asyncio.Task[None]] = set()
+        self._leaks = LeakTracker()
+        self._leak_check: asyncio.TimerHandle | None = None
 
-    def swap(self, new: AppVersion) -> AppVersion:
-        """Make ``new`` the serving version; the old one retires in the background."""
+    def swap(self, new: AppVersion, replaced: dict[str, ModuleType]) -> AppVersion:
+        """Make ``new`` the serving version; the old one, owner of the ``replaced`` modules, retires
+        in the background."""
         old = self.current
+        old.replaced = replaced
         new.phase = VersionState.SERVING
         self.current = new
         self.live.append(new)
@@ -180,11 +169,36 @@ class VersionSet:
             logger.exception("lifespan shutdown of retired version %d failed", version.number)
         finally:
             self.live.remove(version)
-            self.retired.append(RetiredVersion(version))
+            replaced, version.replaced = version.replaced, {}
+            run_module_hooks(replaced.values())
+            self._leaks.track(version.number, replaced)
+            version.app = version.state = version.lifespan = None  # let the old module graph go
+            self._schedule_leak_check()
         logger.info("version %d retired", version.number)
+
+    def _schedule_leak_check(self) -> None:
+        # A full collection pauses the loop: run one, a little after the last retirement.
+        if self._leak_check is not None:
+            self._leak_check.cancel()
+        self._leak_check = asyncio.get_running_loop().call_later(LEAK_CHECK_DELAY, self.check_leaks)
+
+    def check_leaks(self) -> list[dict[str, Any]]:
+        self._leak_check = None
+        self.leaked = self._leaks.check()
+        for leak in self.leaked:
+            logger.warning(
+                "version %d is retired but %d of its modules are still referenced (%s), held by: %s",
+                leak["number"],
+                len(leak["modules"]),
+                ", ".join(leak["modules"][:5]),
+                leak["held_by"] or "an unknown referrer",
+            )
+        return self.leaked
 
     async def shutdown(self) -> str | None:
         """Server shutdown: stop every live version, newest first. Returns the first failure, if any."""
+        if self._leak_check is not None:
+            self._leak_check.cancel()
         for task in list(self._retiring):
             task.cancel()
         failure: str | None = None
@@ -194,10 +208,3 @@ class VersionSet:
             except Exception as exc:
                 failure = failure or f"version {version.number}: {exc}"
         return failure
-
-    def leaked(self) -> list[dict[str, Any]]:
-        return [
-            {"number": retired.number, "modules": alive}
-            for retired in self.retired
-            if (alive := retired.alive_modules())
-        ]

@@ -1,0 +1,92 @@
+"""Tell whether the modules of a retired version were freed, and if not, who holds them.
+
+A module object may die while its namespace lives on (every function keeps its ``__globals__``),
+so each retired namespace gets a small sentinel object; the namespace is alive exactly as long as
+its sentinel is.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+from collections import deque
+from types import FrameType, FunctionType, ModuleType
+from typing import Any
+
+SENTINEL_NAME = "__reload_middleware_retired__"
+_MAX_REFERRER_SCANS = 40  # each scan walks the whole heap: keep the search small
+
+
+class _Sentinel:
+    __slots__ = ("__weakref__",)
+
+
+class LeakTracker:
+    """Namespaces of retired versions, watched through weak references."""
+
+    def __init__(self) -> None:
+        self._retired: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
+
+    def track(self, version: int, modules: dict[str, ModuleType]) -> None:
+        sentinels: dict[str, weakref.ref[_Sentinel]] = {}
+        for name, module in modules.items():
+            sentinel = _Sentinel()
+            vars(module)[SENTINEL_NAME] = sentinel
+            sentinels[name] = weakref.ref(sentinel)
+        self._retired.append((version, sentinels))
+
+    def pending(self) -> bool:
+        """Whether any retired namespace is still alive (cheap: no collection)."""
+        return any(ref() is not None for _, refs in self._retired for ref in refs.values())
+
+    def check(self) -> list[dict[str, Any]]:
+        """Collect garbage, forget what was freed, and describe what is still held."""
+        if not self.pending():
+            self._retired.clear()
+            return []
+        gc.collect()
+        leaked: list[dict[str, Any]] = []
+        still: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
+        for version, refs in self._retired:
+            alive = {name: ref for name, ref in refs.items() if ref() is not None}
+            if not alive:
+                continue
+            still.append((version, alive))
+            first = next(iter(alive.values()))()
+            leaked.append({"number": version, "modules": sorted(alive), "held_by": holder_path(first)})
+        self._retired = still
+        return leaked
+
+
+def holder_path(sentinel: object) -> str | None:
+    """A chain of references from a live module's globals down to a retired namespace, if one is
+    found within a small search; e.g. ``app.registry.HANDLERS -> list -> function old.mod.handler``."""
+    live = {id(vars(module)): name for name, module in list(sys.modules.items()) if isinstance(module, ModuleType)}
+    namespace = next((ref for ref in gc.get_referrers(sentinel) if isinstance(ref, dict)), None)
+    if namespace is None:
+        return None
+    start_name = str(namespace.get("__name__", "?"))
+    queue: deque[tuple[object, list[str]]] = deque([(namespace, [f"namespace of retired {start_name}"])])
+    seen = {id(namespace)}
+    scans = 0
+    while queue and scans < _MAX_REFERRER_SCANS:
+        target, path = queue.popleft()
+        scans += 1
+        for referrer in gc.get_referrers(target):
+            if id(referrer) in seen or isinstance(referrer, FrameType) or referrer is queue:
+                continue
+            seen.add(id(referrer))
+            if id(referrer) in live:
+                key = next((k for k, v in referrer.items() if v is target), "?")
+                return " -> ".join([f"{live[id(referrer)]}.{key}", *reversed(path)])
+            queue.append((referrer, [*path, _describe(referrer)]))
+    return None
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, FunctionType):
+        return f"function {value.__module__}.{value.__qualname__}"
+    if isinstance(value, type):
+        return f"class {value.__module__}.{value.__qualname__}"
+    return type(value).__name__
