@@ -183,3 +183,40 @@ LIFECYCLE_APP = {
         app = ReloadMiddleware("PKG.main:app")
     """,
 }
+
+
+# The app of the semantics tests: `/` serves whatever `PKG.report.report()` returns, `/modules`
+# shows the identity of every module of the package in `sys.modules` and on its parent package.
+SEMANTIC_MAIN = """
+import sys
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from PKG import report
+
+
+async def home(request):
+    return JSONResponse(report.report())
+
+
+async def modules(request):
+    prefix = __name__.rpartition(".")[0]
+    entries = {name: id(module) for name, module in sys.modules.items() if name.split(".")[0] == prefix}
+    parents = {}
+    for name in entries:
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            parents[name] = id(getattr(sys.modules[parent], child, None))
+    return JSONResponse({"modules": entries, "parents": parents})
+
+
+app = Starlette(routes=[Route("/", home), Route("/modules", modules)])
+"""
+
+
+def write_semantic_app(tree: AppTree, files: dict[str, str]) -> AppTree:
+    """A package whose ``report`` module (given in ``files``) decides what ``/`` serves."""
+    write_app(tree, {"__init__.py": "", **files, "main.py": SEMANTIC_MAIN, "asgi.py": STARLETTE_APP["asgi.py"]})
+    return tree

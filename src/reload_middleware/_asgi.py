@@ -102,7 +102,7 @@ class ReloadMiddleware:
         self._admin = Admin(self.config.token)
         self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
         self._versions = VersionSet(
-            self._new_version(1, self.app, state=None),
+            self._new_version(1, self.app),
             retire_timeout=self.config.retire_timeout,
             stop_timeout=self.config.startup_timeout,
         )
@@ -112,9 +112,9 @@ class ReloadMiddleware:
         self._watcher: Watcher | None = None
         self._lifespan_scope: Scope | None = None
 
-    def _new_version(self, number: int, app: ASGIApp, state: dict[str, Any] | None) -> AppVersion:
+    def _new_version(self, number: int, app: ASGIApp) -> AppVersion:
         header = (self._header_name, str(number).encode()) if self._header_name else None
-        return AppVersion(number, app, state, header)
+        return AppVersion(number, app, header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
@@ -133,7 +133,7 @@ class ReloadMiddleware:
             await self._reload_settled()
         version = self._versions.current
         is_http = kind == "http"
-        if version.number > 1 and version.state is not None:
+        if version.state is not None:
             scope = {**scope, "state": dict(version.state)}
         header = version.header
         if header is not None and kind in ("http", "websocket"):
@@ -200,12 +200,11 @@ class ReloadMiddleware:
                 plan, group = loaded
             except Exception as exc:
                 return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
-            state: dict[str, Any] | None = (
-                {} if self._lifespan_scope is not None and "state" in self._lifespan_scope else None
-            )
-            version = self._new_version(versions.current.number + 1, group.app, state)
+            version = self._new_version(versions.current.number + 1, group.app)
             try:
                 await self._start(version)
+            except LifespanUnsupported:
+                pass  # an app without lifespan support simply has nothing to start
             except Exception as exc:
                 group.rollback()
                 return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
@@ -235,17 +234,23 @@ class ReloadMiddleware:
         }
 
     async def _start(self, version: AppVersion) -> None:
-        """Run the new version's lifespan startup, as the server ran the first one's."""
+        """Run a version's lifespan startup with a scope and a state of its own.
+
+        Every version, the first too, gets a copy of the server's lifespan scope: frameworks write
+        into it (Starlette stores its app and router there), and what one version wrote must
+        neither reach the next one nor keep it alive after it retired.
+
+        Raises:
+            LifespanUnsupported: the app does not do lifespan; it starts without.
+            LifespanFailed: the app reported a failed startup, or took too long.
+        """
         if self._lifespan_scope is None:
             return
         scope = dict(self._lifespan_scope)
-        if version.state is not None:
-            scope["state"] = version.state
+        if "state" in scope:
+            version.state = scope["state"] = {}
         lifespan = Lifespan(version.app, scope)
-        try:
-            await lifespan.startup(self.config.startup_timeout)
-        except LifespanUnsupported:
-            return  # an app without lifespan support simply has nothing to start
+        await lifespan.startup(self.config.startup_timeout)
         version.lifespan = lifespan
 
     # -- watching --------------------------------------------------------------------------------
@@ -273,10 +278,8 @@ class ReloadMiddleware:
         if message["type"] != "lifespan.startup":
             return
         self._lifespan_scope = scope
-        version = self._versions.current
-        lifespan = Lifespan(version.app, scope)
         try:
-            await lifespan.startup(self.config.startup_timeout)
+            await self._start(self._versions.current)
         except LifespanUnsupported as exc:
             # Transparent: the server sees the same exception the bare app would have raised.
             self._lifespan_scope = None
@@ -285,7 +288,6 @@ class ReloadMiddleware:
         except LifespanFailed as exc:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
-        version.lifespan = lifespan
         self._start_watching()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown: the server is stopping

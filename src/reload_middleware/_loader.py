@@ -43,11 +43,13 @@ def load_group(
     group: Iterable[str],
     load_app: Callable[[], Any],
     changed_paths: Iterable[str] = (),
+    eager: Iterable[str] = (),
 ) -> LoadedGroup:
     """Remove ``group`` from ``sys.modules`` and call ``load_app`` to import it anew.
 
-    Members the app root does not reach (imported lazily by the old version) are imported
-    afterwards in their original order, so that a failure among them rolls back too.
+    Members the app root does not reach (the old version imported them lazily) stay unloaded, as
+    in a fresh process, until something imports them again; except the ``eager`` ones (the edited
+    modules), imported afterwards so that an error in them fails this reload, not a later request.
 
     Raises:
         BuildError: from the original exception; ``sys.modules`` is then exactly as before.
@@ -62,10 +64,11 @@ def load_group(
     for name in order:
         del sys.modules[name]
     importlib.invalidate_caches()
+    eager = set(eager)
     try:
         app = load_app()
         for name in order:
-            if name not in sys.modules:
+            if name in eager and name not in sys.modules and _source_exists(old_modules[name]):
                 importlib.import_module(name)
     except BaseException as exc:
         restore_modules(snapshot, unbound)
@@ -119,6 +122,11 @@ def restore_modules(
             sys.modules[name] = module
     for parent, child, module in unbound:
         setattr(parent, child, module)
+
+
+def _source_exists(module: ModuleType) -> bool:
+    path = getattr(module, "__file__", None)
+    return isinstance(path, str) and os.path.exists(path)
 
 
 def _remove_stale_bytecode(path: str) -> None:

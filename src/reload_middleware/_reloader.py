@@ -21,11 +21,13 @@ from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
 from ._importer import load_app, split_import_string
 from ._loader import LoadedGroup, load_group
-from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs
+from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs, fingerprint
 
 logger = logging.getLogger("reload_middleware")
 
 _OWN_PACKAGE = __name__.rpartition(".")[0]
+# File timestamps come from a coarse kernel clock: compare them with some slack.
+_CLOCK_MARGIN_NS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,8 @@ class Reloader:
                 f"({', '.join(map(str, watch_dirs))}): it could never be reloaded"
             )
         self.graph = ModuleGraph(self.filter.covers, self._is_protected)
-        self.graph.refresh()
         self.detector = ChangeDetector()
-        self.detector.track(self.graph.paths())
+        self._refresh()
         self.stats = ReloadStats()
 
     def _is_protected(self, name: str) -> bool:
@@ -119,7 +120,7 @@ class Reloader:
         """
         if sweep or force:
             self.detector.sweep()
-        changes = self.detector.take_changes()
+        changes = {**self._discover_modules(), **self.detector.take_changes()}
         changed_modules = self.graph.modules_at(changes)
         if not changed_modules and not force:
             self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
@@ -141,6 +142,36 @@ class Reloader:
         group.add(self.root_module)
         return Plan(changes, frozenset(changed_modules), frozenset(group), forced=force)
 
+    def _refresh(self) -> None:
+        """Re-read ``sys.modules`` and remember the files of every module found there."""
+        self._refresh_graph_only()
+        self.detector.track(self.graph.paths())
+
+    def _discover_modules(self) -> dict[str, Fingerprint | None]:
+        """Modules imported since the last look (lazily, by a request): start tracking them.
+
+        One may have been edited after its import, before we knew of it. Its file's mtime says
+        whether that can be: an edit after our last look counts as a change (at worst one reload
+        too many), an older file is the one that was imported.
+        """
+        since = self._refreshed_ns - _CLOCK_MARGIN_NS
+        known = set(self.graph.paths())
+        self._refresh_graph_only()
+        edited: dict[str, Fingerprint | None] = {}
+        for path in self.graph.paths():
+            if path in known or self.detector.knows(path):
+                continue
+            print_ = fingerprint(path)
+            if print_ is not None and print_.stat[0] > since:
+                edited[path] = print_
+            else:
+                self.detector.track([path])
+        return edited
+
+    def _refresh_graph_only(self) -> None:
+        self._refreshed_ns = time.time_ns()
+        self.graph.refresh()
+
     def build(self, plan: Plan) -> LoadedGroup:
         """Import the plan's group anew; ``sys.modules`` is untouched if this raises ``BuildError``."""
         with recording_hooks() as registered:
@@ -148,7 +179,8 @@ class Reloader:
                 group = load_group(
                     plan.group,
                     lambda: load_app(self.import_string, factory=self.config.factory),
-                    plan.changes,
+                    changed_paths=plan.changes,
+                    eager=plan.changed_modules,
                 )
             except BuildError:
                 run_hooks(registered)  # undo what the discarded modules registered at import
@@ -159,8 +191,7 @@ class Reloader:
     def commit(self, plan: Plan, loaded: LoadedGroup, version: int, duration_ms: float) -> ReloadRecord:
         """The new version serves: remember what it was built from."""
         self.detector.commit(plan.changes)
-        self.graph.refresh()
-        self.detector.track(self.graph.paths())
+        self._refresh()
         self.app = loaded.app
         record = ReloadRecord(
             modules=sorted(loaded.new_modules),

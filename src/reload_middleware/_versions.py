@@ -41,10 +41,10 @@ class AppVersion:
     gets a shallow copy, as a bare server would give. ``None`` when the server has none.
     """
 
-    def __init__(self, number: int, app: Any, state: dict[str, Any] | None, header: tuple[bytes, bytes] | None) -> None:
+    def __init__(self, number: int, app: Any, header: tuple[bytes, bytes] | None) -> None:
         self.number = number
         self.app = app
-        self.state = state
+        self.state: dict[str, Any] | None = None
         self.header = header  # (name, value) of the version response header, built once
         self.lifespan: Lifespan | None = None
         self.phase = VersionState.STARTING

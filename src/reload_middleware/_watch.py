@@ -53,12 +53,17 @@ class SourceFilter(watchfiles.DefaultFilter):
 
 @dataclass(frozen=True)
 class Fingerprint:
-    mtime_ns: int
-    size: int
+    # ctime and inode too: mtime can be set back (or be coarse on some file systems), but every
+    # write moves ctime, and a save by rename brings a new inode.
+    stat: tuple[int, int, int, int]
     digest: bytes
 
     def same_stat(self, stat: os.stat_result) -> bool:
-        return self.mtime_ns == stat.st_mtime_ns and self.size == stat.st_size
+        return self.stat == _identity(stat)
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
 
 
 def fingerprint(path: str) -> Fingerprint | None:
@@ -69,7 +74,7 @@ def fingerprint(path: str) -> Fingerprint | None:
             digest = hashlib.blake2b(file.read(), digest_size=16).digest()
     except OSError:
         return None
-    return Fingerprint(stat.st_mtime_ns, stat.st_size, digest)
+    return Fingerprint(_identity(stat), digest)
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -103,8 +108,8 @@ class ChangeDetector:
             for path, print_ in prints.items():
                 self._known.setdefault(path, print_)
 
-    def tracked_count(self) -> int:
-        return len(self._known)
+    def knows(self, path: str) -> bool:
+        return path in self._known
 
     def notice(self, paths: Iterable[str]) -> None:
         """Called from the watcher thread: these files may have changed."""
