@@ -175,10 +175,10 @@ def add_name(rng: random.Random, tree: Tree) -> str:
 
 def remove_name(rng: random.Random, tree: Tree) -> str:
     module = rng.choice(list(tree.modules.values()))
-    pools = [pool for pool in (module.consts, module.funcs, module.classes) if pool]
+    pools: list[dict[str, int] | dict[str, str]] = [p for p in (module.consts, module.funcs, module.classes) if p]
     if not pools:
         return add_name(rng, tree)
-    pool: dict[str, object] = rng.choice(pools)  # type: ignore[assignment]
+    pool = rng.choice(pools)
     name = rng.choice(list(pool))
     del pool[name]
     return f"{module.name}: remove {name}"
