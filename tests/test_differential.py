@@ -9,6 +9,7 @@ Seeded and reproducible. A failure names its seed; replay it with
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -79,13 +80,21 @@ def test_reloaded_app_serves_what_a_fresh_interpreter_computes(seed: int, tree: 
 
     history: list[str] = []
     outcomes: Counter[str] = Counter()
+    good_model = copy.deepcopy(model)
+    broken = False
     for step in range(STEPS):
-        history.append(random_edit(rng, model))
+        if broken:
+            # As people do, undo what broke the import rather than pile more edits on top.
+            model = copy.deepcopy(good_model)
+            history.append("revert to the last good tree")
+        else:
+            history.append(random_edit(rng, model))
         write_changes(tree, model, written)
         expected = fresh_report(tree.root, tree.name)
         answer = server.client.post("/__reload").json()
         served = server.client.get("/").json()
         where = f"seed {seed}, step {step}, last edits {history[-4:]}"
+        broken = expected is None
         if expected is None:
             assert answer["ok"] is False, f"{where}: a fresh import fails, the reload did not"
             assert served == last_good, f"{where}: the last good version must serve on"
@@ -95,4 +104,5 @@ def test_reloaded_app_serves_what_a_fresh_interpreter_computes(seed: int, tree: 
             assert served == expected, f"{where}: served != fresh"
             outcomes["reloaded" if answer["reloaded"] else "unchanged"] += 1
             last_good = expected
+            good_model = copy.deepcopy(model)
     assert outcomes["reloaded"] >= STEPS // 2, outcomes

@@ -7,13 +7,14 @@ run the reload themselves (async or threaded) and render the answer here.
 from __future__ import annotations
 
 import hmac
-import html
 import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from ._page import login_page, status_page
 
 _FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 _LOOPBACK_NAMES = ("localhost",)
@@ -78,8 +79,9 @@ def _host_name(host_header: str) -> str:
 class Admin:
     """Decides who may use the endpoint and renders its answers."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, path: str) -> None:
         self._token = token.encode() if token else None
+        self._path = path
 
     def parse_force(self, request: AdminRequest) -> bool | AdminResponse:
         """``?force=1`` on a POST; any other parameter is a client error."""
@@ -100,6 +102,9 @@ class Admin:
             supplied = request.headers.get("authorization", "")
             scheme, _, credentials = supplied.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self._token):
+                if request.wants_html() and request.method == "GET":
+                    page = login_page(self._path).encode()
+                    return AdminResponse(401, page, "text/html", [("www-authenticate", "Bearer")])
                 return _error(
                     401, "a valid 'Authorization: Bearer <token>' is required", [("www-authenticate", "Bearer")]
                 )
@@ -130,36 +135,10 @@ class Admin:
 
     def render_status(self, request: AdminRequest, status: Mapping[str, Any]) -> AdminResponse:
         if request.wants_html():
-            return AdminResponse(200, _status_page(status).encode(), "text/html")
+            return AdminResponse(200, status_page(status, self._path).encode(), "text/html")
         return AdminResponse.json(200, status)
 
-    @staticmethod
-    def render_reload(outcome: Mapping[str, Any]) -> AdminResponse:
+    def render_reload(self, request: AdminRequest, outcome: Mapping[str, Any]) -> AdminResponse:
+        if request.wants_html():  # a form on the status page: show the page again, with the outcome
+            return AdminResponse(303, b"", "text/plain", [("location", self._path)])
         return AdminResponse.json(200 if outcome["ok"] else 500, outcome)
-
-
-def _status_page(status: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{v['number']}</td><td>{html.escape(v['state'])}</td><td>{v['in_flight']}</td></tr>"
-        for v in status["versions"]
-    )
-    error = status.get("last_error")
-    error_html = (
-        f"<h2>Last error</h2><p>{html.escape(error['type'])}: {html.escape(error['message'])}</p>"
-        f"<pre>{html.escape(error['traceback'])}</pre>"
-        if error
-        else ""
-    )
-    last = status.get("last_reload")
-    last_html = (
-        f"<p>Last reload: {html.escape(', '.join(last['changed']) or 'forced')} "
-        f"({len(last['modules'])} modules, {last['duration_ms']} ms)</p>"
-        if last
-        else "<p>No reload yet.</p>"
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>reload_middleware</title></head><body>"
-        f"<h1>Serving version {status['version']}</h1>{last_html}"
-        f"<table><tr><th>version</th><th>state</th><th>in flight</th></tr>{rows}</table>{error_html}"
-        "<form method='post'><button type='submit'>Reload now</button></form></body></html>"
-    )

@@ -99,7 +99,7 @@ class ReloadMiddleware:
         self._reloader = Reloader(import_string, self.config, wrapper)
         self.app = self._reloader.app
         self._detector = self._reloader.detector
-        self._admin = Admin(self.config.token)
+        self._admin = Admin(self.config.token, self.config.admin_path or "")
         self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
         self._versions = VersionSet(
             self._new_version(1, self.app),
@@ -338,7 +338,7 @@ class ReloadMiddleware:
                 response = self._admin.render_status(request, self.status())
             else:
                 outcome = await asyncio.shield(self._reload_task(force=force, sweep=True))
-                response = self._admin.render_reload(outcome)
+                response = self._admin.render_reload(request, outcome)
         header = self._versions.current.header
         extra = [(header[0], header[1])] if header else []
         await send(

@@ -1,0 +1,117 @@
+"""The admin endpoint's pages for people: the status page and, when a token is required, its login.
+
+Plain server-rendered HTML. The reload button is a form: without a token it posts as any form does;
+with one, a few lines of script send the token kept in the tab's session storage with each request.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+_STYLE = """
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1d2125}
+h1{font-size:1.5rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
+.muted{color:#5b6570}table{border-collapse:collapse;min-width:24rem}
+td,th{border-bottom:1px solid #dde1e5;padding:.3rem .8rem;text-align:left}
+pre{background:#f6f8fa;border:1px solid #dde1e5;padding:.8rem;overflow:auto;font-size:13px}
+.error{border-left:4px solid #c62828;padding-left:1rem}.ok{color:#2e7d32}
+button{font:inherit;padding:.45rem 1rem;margin-right:.5rem;border-radius:6px;border:1px solid #8a949e;cursor:pointer}
+button.primary{background:#1f6feb;border-color:#1f6feb;color:#fff}
+input{font:inherit;padding:.4rem;border:1px solid #8a949e;border-radius:6px}
+"""
+
+_SCRIPT = """
+(() => {
+  const key = "reload-middleware-token";
+  async function show(url, method) {
+    const headers = {Accept: "text/html", Authorization: "Bearer " + sessionStorage.getItem(key)};
+    const response = await fetch(url, {method: method, headers: headers});
+    const page = await response.text();
+    document.open(); document.write(page); document.close();
+  }
+  function submitted(event) {
+    const form = event.target;
+    if (form.id === "login") {
+      event.preventDefault();
+      sessionStorage.setItem(key, form.elements.token.value);
+      show(form.action, "GET");
+    } else if (sessionStorage.getItem(key)) {
+      event.preventDefault();
+      show((event.submitter && event.submitter.formAction) || form.action, "POST");
+    }
+  }
+  // The page replaces itself with document.write: one listener, however often this runs.
+  document.removeEventListener("submit", window.reloadMiddlewareSubmit);
+  window.reloadMiddlewareSubmit = submitted;
+  document.addEventListener("submit", submitted);
+})();
+"""
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{body}<script>{_SCRIPT}</script></body></html>"
+    )
+
+
+def status_page(status: Mapping[str, Any], admin_path: str) -> str:
+    path = html.escape(admin_path, quote=True)
+    rows = "".join(
+        f"<tr><td>{v['number']}</td><td>{html.escape(v['state'])}</td><td>{v['in_flight']}</td></tr>"
+        for v in status["versions"]
+    )
+    parts = [
+        f"<h1>Serving version {status['version']}</h1>",
+        f"<p class='muted'>{status['reloads']} reloads, {status['failures']} failed; "
+        f"{status['tracked_modules']} modules tracked; watching files: {'yes' if status['watching'] else 'no'}</p>",
+        f"<form method='post' action='{path}'>"
+        "<button class='primary' type='submit'>Reload now</button>"
+        f"<button type='submit' formaction='{path}?force=1'>Reload everything</button></form>",
+        "<h2>Live versions</h2><table><tr><th>version</th><th>state</th><th>requests in flight</th></tr>"
+        f"{rows}</table>",
+    ]
+    last = status.get("last_reload")
+    if last:
+        when = time.strftime("%H:%M:%S", time.localtime(last["time"]))
+        parts.append(
+            f"<h2>Last reload</h2><p class='ok'>{when}: {_what_changed(last['changed'])}; "
+            f"{len(last['modules'])} modules reloaded in {last['duration_ms']:.1f} ms, version {last['version']}.</p>"
+            f"<p class='muted'>{html.escape(', '.join(last['modules']))}</p>"
+        )
+    else:
+        parts.append("<h2>Last reload</h2><p class='muted'>None yet.</p>")
+    error = status.get("last_error")
+    if error:
+        where = f" at {html.escape(str(error['file']))}, line {error['line']}" if error.get("file") else ""
+        parts.append(
+            f"<div class='error'><h2>Last error</h2><p><b>{html.escape(error['type'])}</b>: "
+            f"{html.escape(error['message'])}{where}</p><pre>{html.escape(error['traceback'])}</pre></div>"
+        )
+    leaked = status.get("leaked_versions") or []
+    if leaked:
+        parts.append(f"<h2>Leaked versions</h2><pre>{html.escape(json.dumps(leaked, indent=2))}</pre>")
+    return _document(f"reload_middleware: version {status['version']}", "".join(parts))
+
+
+def _what_changed(changed: list[str]) -> str:
+    return f"{html.escape(', '.join(changed))} changed" if changed else "a forced reload of every module"
+
+
+def login_page(admin_path: str) -> str:
+    path = html.escape(admin_path, quote=True)
+    return _document(
+        "reload_middleware: token required",
+        "<h1>Token required</h1><p class='muted'>This server sets RELOAD_MIDDLEWARE_TOKEN. The token is kept in "
+        "this tab only and sent as <code>Authorization: Bearer</code>.</p>"
+        # POST, so that a browser without script never puts the token into a URL (the server then
+        # refuses the body).
+        f"<form id='login' method='post' action='{path}'><input type='password' name='token' autocomplete='off' "
+        "placeholder='token' required> <button class='primary' type='submit'>Open</button></form>",
+    )

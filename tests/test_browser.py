@@ -1,0 +1,96 @@
+"""The status page in a real headless Chromium (Debian's package): load it, press the button, see
+the version go up. Screenshots land in docs/ for the README."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apps import STARLETTE_APP, write_app
+from harness import AppTree, ServerFactory
+from playwright.sync_api import Browser, Page, sync_playwright
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root, and with no network but loopback: no sandbox, no background requests to anywhere.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1000, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def test_the_reload_button_brings_up_a_new_version(tree: AppTree, serve: ServerFactory, page: Page) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    page.goto(f"{server.url}/__reload")
+    assert page.locator("h1").inner_text() == "Serving version 1"
+
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    page.get_by_role("button", name="Reload now").click()
+    page.wait_for_selector("text=Serving version 2")
+    assert f"{tree.name}.leaf changed" in page.locator("body").inner_text()
+    assert server.client.get("/").text == "two"
+
+    page.get_by_role("button", name="Reload everything").click()
+    page.wait_for_selector("text=Serving version 3")
+    page.screenshot(path=str(DOCS / "status-page.png"), full_page=True)
+
+
+def test_the_page_shows_the_last_error_with_its_traceback(tree: AppTree, serve: ServerFactory, page: Page) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    tree.write("mid.py", "from PKG.leaf import VALUE\n\nraise RuntimeError('mid is broken')\n")
+    page.goto(f"{server.url}/__reload")
+    page.get_by_role("button", name="Reload now").click()
+    page.wait_for_selector("text=Last error")
+    text = page.locator(".error").inner_text()
+    assert "RuntimeError: mid is broken" in text
+    assert f"{tree.path('mid.py')}, line 3" in text
+    assert "Traceback (most recent call last)" in text
+    assert page.locator("h1").inner_text() == "Serving version 1"
+    page.screenshot(path=str(DOCS / "status-page-error.png"), full_page=True)
+
+
+def test_with_a_token_the_page_asks_for_it_and_sends_it_with_the_reload(
+    tree: AppTree, serve: ServerFactory, page: Page
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0", "RELOAD_MIDDLEWARE_TOKEN": "s3cret-token"})
+    response = page.goto(f"{server.url}/__reload")
+    assert response is not None
+    assert response.status == 401
+    page.fill("input[name=token]", "wrong")
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_selector("text=Token required")
+
+    page.fill("input[name=token]", "s3cret-token")
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_selector("text=Serving version 1")
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    page.get_by_role("button", name="Reload now").click()
+    page.wait_for_selector("text=Serving version 2")
+    assert server.client.get("/").text == "two"
