@@ -10,6 +10,7 @@ import socket
 import sys
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 
 def main() -> None:
@@ -17,12 +18,15 @@ def main() -> None:
     settings: dict[str, object] = {"log_level": "info", "lifespan": "auto"}
     for option in options:
         key, _, value = option.partition("=")
-        settings[key] = value
+        settings[key] = int(value) if value.isdigit() else value
     sock = socket.socket(fileno=int(fd))  # family and type come from the descriptor itself
-    server = uvicorn.Server(uvicorn.Config(import_string, **settings))  # type: ignore[arg-type]
+    config = uvicorn.Config(import_string, **settings)  # type: ignore[arg-type]
     # uvicorn re-raises the signal it handled; `uvicorn.run` swallows it the same way.
     with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=[sock])
+        if config.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()  # what `uvicorn --workers N` runs
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -256,20 +256,28 @@ class ReloadMiddleware:
     # -- watching --------------------------------------------------------------------------------
 
     def _start_watching(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        if not self.config.watch:
-            return
-        loop = self._loop
+        """Start the watcher thread: for edited files (unless watching is off), and always for
+        the trigger that other worker processes fire."""
+        self._loop = loop = asyncio.get_running_loop()
 
         def on_change() -> None:  # in the watcher thread
             loop.call_soon_threadsafe(self._on_change_detected)
 
-        self._watcher = self._reloader.watcher(on_change)
+        def on_trigger() -> None:  # in the watcher thread
+            loop.call_soon_threadsafe(self._on_trigger)
+
+        self._watcher = self._reloader.watcher(on_change, on_trigger)
         self._watcher.start()
 
     def _on_change_detected(self) -> None:
         if self._detector.dirty:
             self._reload_task()
+
+    def _on_trigger(self) -> None:
+        signal = self._reloader.trigger.take()
+        if signal is not None:
+            logger.info("another worker asked for a reload%s", " of everything" if signal.force else "")
+            self._reload_task(force=signal.force, sweep=True)
 
     # -- lifespan --------------------------------------------------------------------------------
 
@@ -310,10 +318,21 @@ class ReloadMiddleware:
             "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
             "last_error": stats.last_error.as_dict() if stats.last_error else None,
             "tracked_modules": len(self._reloader.graph.modules),
-            "watching": self._watcher is not None and self._watcher.running,
+            "watching": self.config.watch and self._watcher is not None and self._watcher.running,
+            "process": {
+                "pid": os.getpid(),
+                "shared_trigger": str(self._reloader.trigger.path),
+                "listening": self._watcher is not None and self._watcher.running,
+            },
             "versions": [version.describe() for version in self._versions.live],
             "leaked_versions": self._versions.leaked,
         }
+
+    def _tell_other_workers(self, force: bool) -> None:
+        try:
+            self._reloader.trigger.fire(force=force)
+        except OSError as exc:
+            logger.warning("could not ask other worker processes to reload: %s", exc)
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[str, str] = {}
@@ -338,6 +357,7 @@ class ReloadMiddleware:
                 response = self._admin.render_status(request, self.status())
             else:
                 outcome = await asyncio.shield(self._reload_task(force=force, sweep=True))
+                self._tell_other_workers(force)
                 response = self._admin.render_reload(request, outcome)
         header = self._versions.current.header
         extra = [(header[0], header[1])] if header else []

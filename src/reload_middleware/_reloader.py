@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watchfiles import Change
+
 from ._config import Config
 from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, RestartRequired, report_error
 from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
 from ._importer import load_app, split_import_string
 from ._loader import LoadedGroup, load_group
+from ._trigger import SharedTrigger
 from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs, fingerprint
 
 logger = logging.getLogger("reload_middleware")
@@ -91,6 +94,7 @@ class Reloader:
         self.graph = ModuleGraph(self.filter.covers, self._is_protected)
         self.detector = ChangeDetector()
         self._refresh()
+        self.trigger = SharedTrigger(import_string)
         self.stats = ReloadStats()
 
     def _is_protected(self, name: str) -> bool:
@@ -99,18 +103,30 @@ class Reloader:
     def is_user_file(self, path: str) -> bool:
         return self.filter.covers(os.path.realpath(path))
 
-    def watcher(self, on_change: Callable[[], None]) -> Watcher:
-        """A file watcher that notices candidate changes and then calls ``on_change``."""
+    def watcher(self, on_change: Callable[[], None], on_trigger: Callable[[], None]) -> Watcher:
+        """A watcher thread: ``on_change`` when watched files may have changed (unless watching is
+        off), ``on_trigger`` when another worker process asks for a reload."""
+        trigger_path = str(self.trigger.path)
+        watching = self.config.watch
+
+        def accept(change: Change, path: str) -> bool:
+            return path == trigger_path or (watching and self.filter(change, path))
 
         def notice(paths: set[str] | None) -> None:
             if paths is None:
-                self.detector.sweep()
+                if watching:
+                    self.detector.sweep()  # edits made between the app's import and now
             else:
-                self.detector.notice(paths)
+                if trigger_path in paths:
+                    on_trigger()
+                    paths.discard(trigger_path)
+                if paths:
+                    self.detector.notice(paths)
             if self.detector.dirty:
                 on_change()
 
-        return Watcher(self.watch_dirs, self.filter, notice)
+        directories = (*(self.watch_dirs if watching else ()), self.trigger.directory)
+        return Watcher(directories, accept, notice)
 
     def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:
         """What to reload now, or ``None`` when nothing changed.

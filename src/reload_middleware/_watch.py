@@ -170,7 +170,7 @@ class Watcher:
     def __init__(
         self,
         watch_dirs: Sequence[Path],
-        watch_filter: SourceFilter,
+        watch_filter: Callable[[watchfiles.Change, str], bool],
         on_change: Callable[[set[str] | None], None],
     ) -> None:
         self._dirs = tuple(watch_dirs)

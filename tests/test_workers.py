@@ -1,0 +1,69 @@
+"""Several worker processes (`uvicorn --workers 2`): every worker picks up an edit, and a POST to
+whichever worker answers makes every worker reload."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from typing import Any
+
+import httpx
+from apps import STARLETTE_APP, write_app
+from harness import AppTree, Server, ServerFactory, wait_until
+
+WORKERS = 2
+
+
+def each_worker(server: Server, path: str, deadline: float = 20.0) -> dict[int, Any]:
+    """Ask with fresh connections until every worker has answered; worker pid -> answer."""
+    answers: dict[int, Any] = {}
+    stop = time.monotonic() + deadline
+    while len(answers) < WORKERS:
+        assert time.monotonic() < stop, f"only workers {sorted(answers)} answered"
+        with httpx.Client(base_url=server.url, timeout=10) as fresh:
+            pid = fresh.get("/process").json()["pid"]
+            answers.setdefault(pid, fresh.get(path, headers={"connection": "close"}))
+    return answers
+
+
+def all_listening(server: Server) -> bool:
+    statuses = each_worker(server, "/__reload")
+    return all(response.json()["process"]["listening"] for response in statuses.values())
+
+
+def test_a_post_to_one_worker_reloads_every_worker(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"}, options=[f"workers={WORKERS}"])
+    wait_until(lambda: all_listening(server), timeout=20)
+    assert {response.text for response in each_worker(server, "/").values()} == {"one"}
+
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    answer = server.client.post("/__reload").json()
+    assert answer["ok"] is True
+    wait_until(lambda: {r.text for r in each_worker(server, "/").values()} == {"two"}, timeout=20)
+    versions = {pid: r.headers["x-reload-version"] for pid, r in each_worker(server, "/").items()}
+    assert set(versions.values()) == {"2"}, versions
+
+    forced = server.client.post("/__reload?force=1").json()
+    assert forced["ok"] is True
+    wait_until(lambda: {r.headers["x-reload-version"] for r in each_worker(server, "/").values()} == {"3"})
+
+
+def test_every_worker_picks_up_an_edit(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(options=[f"workers={WORKERS}"])
+    wait_until(lambda: all(r.json()["watching"] for r in each_worker(server, "/__reload").values()), timeout=20)
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: {r.text for r in each_worker(server, "/").values()} == {"two"}, timeout=20)
+
+
+def test_the_shared_trigger_lives_in_a_private_directory(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    server.client.post("/__reload")
+    trigger = server.status()["process"]["shared_trigger"]
+    directory = os.path.dirname(trigger)
+    assert stat.S_IMODE(os.lstat(directory).st_mode) == 0o700
+    assert os.lstat(directory).st_uid == os.getuid()
+    assert stat.S_IMODE(os.lstat(trigger).st_mode) == 0o600
