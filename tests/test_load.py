@@ -13,6 +13,7 @@ from harness import AppTree, ServerFactory, wait_until
 
 CLIENTS = 20
 MAX_REQUESTS_PER_CLIENT = 2_000  # with the stop event and the join timeout, bounds the loop
+LOADED = 30.0  # seconds a wait may take while 20 clients keep both cores busy
 BROKEN_SYNTAX = 'VALUE = "broken"\ndef oops(:\n'
 
 
@@ -87,8 +88,8 @@ def _reload_ten_times(tree: AppTree, admin: httpx.Client) -> None:
         if step in (3, 6):
             failures = admin.get("/__reload").json()["failures"]
             tree.write("leaf.py", BROKEN_SYNTAX if step == 3 else 'VALUE = "fail-startup"\n')
-            wait_until(lambda: admin.get("/__reload").json()["failures"] == failures + 1)  # noqa: B023
+            wait_until(lambda: admin.get("/__reload").json()["failures"] == failures + 1, LOADED)  # noqa: B023
             continue
         value += 1
         tree.write("leaf.py", f'VALUE = "v{value}"\n')
-        wait_until(lambda: server_serves(admin, f"v{value}"))  # noqa: B023
+        wait_until(lambda: server_serves(admin, f"v{value}"), LOADED)  # noqa: B023
