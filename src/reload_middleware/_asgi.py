@@ -19,6 +19,7 @@ from ._errors import ReloadError
 from ._importer import caller_module, import_string_for, load_app
 from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
 from ._loader import LoadedGroup
+from ._page import error_page
 from ._reloader import Plan, Reloader
 from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
@@ -111,6 +112,8 @@ class ReloadMiddleware:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: Watcher | None = None
         self._lifespan_scope: Scope | None = None
+        # The error of the latest reload while it is unresolved; only read with ``error_page`` on.
+        self._failing: dict[str, Any] | None = None
 
     def _new_version(self, number: int, app: ASGIApp) -> AppVersion:
         header = (self._header_name, str(number).encode()) if self._header_name else None
@@ -131,6 +134,11 @@ class ReloadMiddleware:
             self._start_watching()
         if self._detector.dirty or self._reloading is not None:
             await self._reload_settled()
+        if self._failing is not None and kind == "http":
+            failing_send = await self._while_failing(self._failing, scope, send)
+            if failing_send is None:
+                return
+            send = failing_send
         version = self._versions.current
         is_http = kind == "http"
         if version.state is not None:
@@ -155,6 +163,26 @@ class ReloadMiddleware:
         finally:
             version.leave(is_http)
             version.websockets.discard(send)
+
+    async def _while_failing(self, error: dict[str, Any], scope: Scope, send: Send) -> Send | None:
+        """The latest reload failed: a browser gets the error page (``None``: it was sent), an API
+        client the old version plus a header that says so."""
+        accept = next((value for name, value in scope.get("headers", ()) if name == b"accept"), b"")
+        if b"text/html" in accept:
+            body = error_page(error, self.config.admin_path or "").encode()
+            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return None
+        summary = " ".join(f"{error['type']}: {error['message']}".split())[:200]
+        header = (b"x-reload-error", summary.encode("latin-1", "replace"))
+
+        async def send_with_error(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        return send_with_error
 
     # -- reloading -------------------------------------------------------------------------------
 
@@ -225,6 +253,8 @@ class ReloadMiddleware:
         return None if plan is None else (plan, self._reloader.build(plan))
 
     def _outcome(self, ok: bool, modules: list[str], duration_ms: float, error: Any) -> dict[str, Any]:
+        if self.config.error_page:
+            self._failing = None if ok else error
         return {
             "ok": ok,
             "version": self._versions.current.number,

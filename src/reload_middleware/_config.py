@@ -86,6 +86,7 @@ class Config:
     retire_timeout: float = 60.0
     overlap: bool = False
     max_versions: int = 4
+    error_page: bool = False
 
     @classmethod
     def resolve(
@@ -104,6 +105,7 @@ class Config:
         retire_timeout: float | Unset = UNSET,
         overlap: bool | Unset = UNSET,
         max_versions: int | Unset = UNSET,
+        error_page: bool | Unset = UNSET,
     ) -> Config:
         env = _Environment(os.environ if environ is None else environ)
         resolved_dirs = env.pick(watch_dirs, "WATCH_DIRS", lambda k, v: parse_list(v, os.pathsep), ())
@@ -120,6 +122,7 @@ class Config:
             retire_timeout=env.pick(retire_timeout, "RETIRE_TIMEOUT", parse_seconds, cls.retire_timeout),
             overlap=env.pick(overlap, "OVERLAP", parse_flag, False),
             max_versions=env.pick(max_versions, "MAX_VERSIONS", parse_count, cls.max_versions),
+            error_page=env.pick(error_page, "ERROR_PAGE", parse_flag, False),
         )
         config._validate()
         return config

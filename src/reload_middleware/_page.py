@@ -104,6 +104,39 @@ def _what_changed(changed: list[str]) -> str:
     return f"{html.escape(', '.join(changed))} changed" if changed else "a forced reload of every module"
 
 
+def error_page(error: Mapping[str, Any], admin_path: str) -> str:
+    """What a browser gets while the latest reload has failed: what to fix, where."""
+    where = ""
+    if error.get("file"):
+        where = f"<p><b>{html.escape(str(error['file']))}</b>, line {error['line']}</p>{_excerpt(error)}"
+    path = html.escape(admin_path, quote=True)
+    return _document(
+        f"Reload failed: {error['type']}",
+        f"<div class='error'><h1>Reload failed: {html.escape(error['type'])}</h1>"
+        f"<p>{html.escape(error['message'])}</p>{where}</div>"
+        "<p class='muted'>The previous version keeps serving API clients. Fix the file and refresh this page; "
+        f"the <a href='{path}'>status page</a> has the details.</p>"
+        f"<h2>Traceback</h2><pre>{html.escape(error['traceback'])}</pre>",
+    )
+
+
+def _excerpt(error: Mapping[str, Any]) -> str:
+    """The lines around the failing one, read from the file as it is now."""
+    try:
+        with open(error["file"], encoding="utf-8", errors="replace") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return ""
+    line = int(error.get("line") or 0)
+    if not 1 <= line <= len(lines):
+        return ""
+    numbered = [
+        f"{'>' if number == line else ' '} {number:4} | {lines[number - 1]}"
+        for number in range(max(1, line - 3), min(len(lines), line + 3) + 1)
+    ]
+    return f"<pre>{html.escape(chr(10).join(numbered))}</pre>"
+
+
 def login_page(admin_path: str) -> str:
     path = html.escape(admin_path, quote=True)
     return _document(

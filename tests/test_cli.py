@@ -1,0 +1,205 @@
+"""The command line, end to end in subprocesses: serve, edit, break, see the error page, fix, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from apps import STARLETTE_APP, write_app
+from harness import AppTree, wait_until
+from playwright.sync_api import Browser
+from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    # The CLI binds its own socket, as uvicorn does; a port the kernel just handed out is free.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def run_cli(tree: AppTree, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reload_middleware", *arguments],
+        cwd=tree.root,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE")},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class CliServer:
+    def __init__(self, tree: AppTree, *arguments: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tree.root / "cli.log"
+        self._log = self.log_path.open("wb")
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reload_middleware", *arguments, "--port", str(self.port)],
+            cwd=tree.root,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+        def ready() -> bool:
+            assert self.process.poll() is None, self.log()
+            try:
+                status = self.client.get("/__reload").json()
+            except httpx.TransportError:
+                return False
+            # In manual mode nothing is watched (and a token hides the status): up is ready.
+            return "--manual" in arguments or bool(status["watching"])
+
+        try:
+            wait_until(ready, timeout=30)
+        except BaseException:
+            self.interrupt()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a person stops it."""
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def cli(tree: AppTree) -> Iterator[Callable[..., CliServer]]:
+    """Start `python -m reload_middleware ...` servers; each is stopped after the test."""
+    servers: list[CliServer] = []
+
+    def start(*arguments: str) -> CliServer:
+        server = CliServer(tree, *arguments)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.interrupt()
+
+
+def test_help_documents_every_option(tree: AppTree) -> None:
+    result = run_cli(tree, "--help")
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--workers", "--factory", "--log-level", "--watch", "--exclude", "--token"):
+        assert option in result.stdout
+    assert "--drain-timeout" in result.stdout
+    trigger = run_cli(tree, "trigger", "--help")
+    assert trigger.returncode == 0
+    assert "--force" in trigger.stdout
+    script = subprocess.run([str(BIN / "reload-middleware"), "--help"], capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0
+    assert "usage: reload-middleware" in script.stdout
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("PKG.nowhere:app", "Could not import module 'PKG.nowhere'"),
+        ("PKG.main:nothing", "Module 'PKG.main' has no attribute 'nothing'"),
+        ("PKG.broken:app", "failed inside the module: ZeroDivisionError"),
+        ("not-an-import-string", "must be in format"),
+    ],
+)
+def test_a_wrong_import_string_says_which_part_is_wrong(tree: AppTree, app: str, message: str) -> None:
+    write_app(tree, STARLETTE_APP)
+    tree.write("broken.py", "x = 1\ny = x / 0\n")
+    result = run_cli(tree, app.replace("PKG", tree.name))
+    assert result.returncode == 1
+    assert message.replace("PKG", tree.name) in result.stderr
+    if "broken" in app:
+        assert "Traceback" in result.stderr
+        assert "line 2" in result.stderr
+
+
+def test_serve_edit_break_see_the_error_page_fix_and_stop(
+    tree: AppTree,
+    cli: Callable[..., CliServer],
+    browser: Browser,  # noqa: F811
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app")
+    pid = server.client.get("/process").json()["pid"]
+    assert server.client.get("/").text == "one"
+
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: server.client.get("/").text == "two")
+
+    tree.write("leaf.py", 'VALUE = "three"\nVALUE.missing_method()\n')
+    wait_until(lambda: server.client.get("/__reload").json()["last_error"] is not None)
+    api = server.client.get("/")
+    assert (api.status_code, api.text) == (200, "two")  # API clients keep the old version...
+    assert api.headers["x-reload-error"].startswith("AttributeError: 'str' object has no attribute")
+    page = server.client.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 500  # ...a browser is shown what to fix
+    assert "Reload failed: AttributeError" in page.text
+    assert f"{tree.path('leaf.py')}</b>, line 2" in page.text
+    assert "VALUE.missing_method()" in page.text
+
+    view = browser.new_page(viewport={"width": 1000, "height": 720})
+    view.goto(f"{server.url}/")
+    view.wait_for_selector("text=Reload failed")
+    view.screenshot(path=str(DOCS / "error-page.png"), full_page=True)
+    view.close()
+
+    tree.write("leaf.py", 'VALUE = "four"\n')
+    wait_until(lambda: server.client.get("/", headers={"accept": "text/html"}).text == "four")
+    assert "x-reload-error" not in server.client.get("/").headers
+    assert server.client.get("/process").json()["pid"] == pid
+    assert server.interrupt() == 0
+    log = server.log()
+    assert "Reloaded " in log
+    assert "Reload failed, the old version keeps serving: AttributeError" in log
+    assert "Finished server process" in log
+
+
+def test_trigger_reports_and_exits_for_a_deploy_script(tree: AppTree, cli: Callable[..., CliServer]) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app", "--manual", "--token", "deploy-token")
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    refused = run_cli(tree, "trigger", server.url)
+    assert refused.returncode == 2
+    assert "refused (401)" in refused.stderr
+
+    done = run_cli(tree, "trigger", server.url, "--token", "deploy-token")
+    assert done.returncode == 0, done.stderr
+    assert "now version 2" in done.stdout
+    assert server.client.get("/").text == "two"
+
+    unchanged = run_cli(tree, "trigger", server.url, "--token", "deploy-token")
+    assert (unchanged.returncode, unchanged.stdout.strip()) == (0, "nothing changed, version 2 serves on")
+
+    tree.write("leaf.py", "VALUE = (\n")
+    failed = run_cli(tree, "trigger", server.url, "--token", "deploy-token")
+    assert failed.returncode == 1
+    assert "reload failed, version 2 serves on: SyntaxError" in failed.stdout
+
+    forced = run_cli(tree, "trigger", server.url, "--token", "deploy-token", "--force")
+    assert forced.returncode == 1  # still broken: forcing does not hide it
+    unreachable = run_cli(tree, "trigger", f"http://127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 2
+    assert "could not reach" in unreachable.stderr
