@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,5 +68,18 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
         for frame in traceback.extract_tb(cause.__traceback__):
             if is_user_file(frame.filename):
                 file, line = frame.filename, frame.lineno
-    text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    summary = traceback.TracebackException.from_exception(cause)
+    # The import machinery's frames, and ours, say nothing about what to fix: show the user's.
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not _is_machinery(frame.filename)]
+    )
+    text = "".join(summary.format())
     return ErrorReport(type(cause).__name__, str(cause), text, file, line)
+
+
+_OWN_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
+
+
+def _is_machinery(filename: str) -> bool:
+    return filename.startswith(("<frozen importlib", _OWN_DIRECTORY, _IMPORTLIB))
