@@ -10,11 +10,11 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from ._admin import Admin, AdminRequest, AdminResponse
-from ._config import UNSET, Config, Unset, is_enabled
+from ._config import Config, Options, Unpack, is_enabled
 from ._errors import ReloadError
 from ._importer import caller_module, import_string_for, load_app
 from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
@@ -54,7 +54,12 @@ class ReloadMiddleware:
         overlap: swap at once, without waiting for the old version's requests to finish.
         max_versions: how many versions may be alive at once; a reload beyond that waits (up to
             ``drain_timeout``) for an old one to retire, then fails.
+        error_page: while the latest reload is broken, show browsers an error page (API clients
+            get the old version and an ``x-reload-error`` header).
         environ: the environment to read, ``os.environ`` by default.
+
+    Every option but ``enabled``, ``factory`` and ``environ`` can also come from its
+    ``RELOAD_MIDDLEWARE_*`` environment variable; an explicit option wins.
     """
 
     def __init__(
@@ -63,18 +68,8 @@ class ReloadMiddleware:
         *,
         enabled: bool | None = None,
         factory: bool = False,
-        watch: bool | Unset = UNSET,
-        watch_dirs: Sequence[str | os.PathLike[str]] | Unset = UNSET,
-        exclude: Sequence[str] | Unset = UNSET,
-        admin_path: str | Unset | None = UNSET,
-        token: str | Unset | None = UNSET,
-        version_header: str | Unset | None = UNSET,
-        drain_timeout: float | Unset = UNSET,
-        startup_timeout: float | Unset = UNSET,
-        retire_timeout: float | Unset = UNSET,
-        overlap: bool | Unset = UNSET,
-        max_versions: int | Unset = UNSET,
-        environ: MutableMapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        **options: Unpack[Options],
     ) -> None:
         self.enabled = is_enabled(enabled, environ)
         if not self.enabled:
@@ -82,21 +77,7 @@ class ReloadMiddleware:
             return
         wrapper = caller_module()
         import_string = app if isinstance(app, str) else import_string_for(app, wrapper)
-        self.config = Config.resolve(
-            environ,
-            factory=factory,
-            watch=watch,
-            watch_dirs=watch_dirs,
-            exclude=exclude,
-            admin_path=admin_path,
-            token=token,
-            version_header=version_header,
-            drain_timeout=drain_timeout,
-            startup_timeout=startup_timeout,
-            retire_timeout=retire_timeout,
-            overlap=overlap,
-            max_versions=max_versions,
-        )
+        self.config = Config.resolve(environ, factory=factory, **options)
         self._reloader = Reloader(import_string, self.config, wrapper)
         self.app = self._reloader.app
         self._detector = self._reloader.detector

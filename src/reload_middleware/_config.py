@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import enum
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
 
 from ._errors import ConfigError
 
@@ -29,6 +35,26 @@ class Unset(enum.Enum):
 
 
 UNSET = Unset.token
+
+
+class Options(TypedDict, total=False):
+    """The keyword options both middlewares take; see ``ReloadMiddleware`` for what each means."""
+
+    watch: bool
+    watch_dirs: Sequence[str | os.PathLike[str]]
+    exclude: Sequence[str]
+    admin_path: str | None
+    token: str | None
+    version_header: str | None
+    drain_timeout: float
+    startup_timeout: float
+    retire_timeout: float
+    overlap: bool
+    max_versions: int
+    error_page: bool
+
+
+__all__ = ["UNSET", "Config", "Options", "Unpack", "is_enabled"]
 
 
 def parse_flag(key: str, value: str) -> bool:
