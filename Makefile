@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser test lint demo clean
+.PHONY: install browser test lint demo demo-flask clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP)
 	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"
 	@echo "Edit example_app/greeting.py (the leaf) and refresh; status at http://127.0.0.1:8000/__reload"
 	RELOAD_MIDDLEWARE=1 $(BIN)/uvicorn example_app.asgi:app --host 127.0.0.1 --port 8000
+
+demo-flask: $(STAMP)
+	@echo "Serving example_app's Flask app under gunicorn with reloading on: http://127.0.0.1:8001/"
+	@echo "Edit example_app/greeting.py and refresh; status at http://127.0.0.1:8001/__reload"
+	RELOAD_MIDDLEWARE=1 $(BIN)/gunicorn example_app.wsgi:app --bind 127.0.0.1:8001 --worker-class gthread --threads 8
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -220,3 +220,48 @@ def write_semantic_app(tree: AppTree, files: dict[str, str]) -> AppTree:
     """A package whose ``report`` module (given in ``files``) decides what ``/`` serves."""
     write_app(tree, {"__init__.py": "", **files, "main.py": SEMANTIC_MAIN, "asgi.py": STARLETTE_APP["asgi.py"]})
     return tree
+
+
+FLASK_APP = {
+    "__init__.py": "",
+    "leaf.py": """
+        VALUE = "one"
+    """,
+    "main.py": """
+        import os
+        import time
+
+        from flask import Flask, Response, request
+
+        from PKG.leaf import VALUE
+
+        app = Flask(__name__)
+
+
+        @app.get("/")
+        def home():
+            return VALUE
+
+
+        @app.get("/process")
+        def process():
+            return {"pid": os.getpid()}
+
+
+        @app.get("/stream")
+        def stream():
+            chunks, interval = int(request.args["chunks"]), float(request.args["interval"])
+
+            def generate():
+                for index in range(chunks):
+                    yield f"{VALUE}:{index}\\n"
+                    time.sleep(interval)
+
+            return Response(generate(), mimetype="text/plain")
+    """,
+    "wsgi.py": """
+        from reload_middleware import reloadable
+
+        app = reloadable("PKG.main:app")
+    """,
+}

@@ -37,12 +37,13 @@ def serve(tree: AppTree) -> Iterator[ServerFactory]:
         env: dict[str, str] | None = None,
         options: list[str] | None = None,
         ready_path: str = "/__reload",
+        command: list[str] | None = None,
     ) -> Server:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE")}
         environment.update({"RELOAD_MIDDLEWARE": "1", "PYTHONPATH": str(tree.root), "PYTHONDONTWRITEBYTECODE": ""})
         environment.pop("PYTHONDONTWRITEBYTECODE")
         environment.update(env or {})
-        server = Server(import_string.replace("PKG", tree.name), tree.root, environment, options or [])
+        server = Server(import_string.replace("PKG", tree.name), tree.root, environment, options or [], command)
         started.append(server)
         server.wait_ready(ready_path)
         return server

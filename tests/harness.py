@@ -57,7 +57,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 class Server:
     """A real uvicorn process on 127.0.0.1 with an ephemeral port, talked to with httpx."""
 
-    def __init__(self, import_string: str, cwd: Path, env: dict[str, str], options: list[str]) -> None:
+    def __init__(
+        self, import_string: str, cwd: Path, env: dict[str, str], options: list[str], command: list[str] | None = None
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -67,8 +69,12 @@ class Server:
         self.log_path = cwd / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         fd = self._sock.fileno()
+        # Another server (gunicorn) can take the command line; "{fd}" stands for the socket.
+        argv = [sys.executable, str(SERVE), str(fd), import_string, *options]
+        if command is not None:
+            argv = [part.replace("{fd}", str(fd)) for part in command] + [import_string]
         self.process = subprocess.Popen(
-            [sys.executable, str(SERVE), str(fd), import_string, *options],
+            argv,
             cwd=cwd,
             env=env,
             pass_fds=[fd],
