@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
-from ._handover import run_module_hooks
 from ._leaks import LeakTracker
 from ._lifespan import Lifespan
+from ._retire import retire_modules
 
 logger = logging.getLogger("reload_middleware")
 
@@ -170,8 +170,7 @@ class VersionSet:
         finally:
             self.live.remove(version)
             replaced, version.replaced = version.replaced, {}
-            run_module_hooks(replaced.values())
-            self._leaks.track(version.number, replaced)
+            retire_modules(version.number, replaced, self._leaks)
             version.app = version.state = version.lifespan = None  # let the old module graph go
             self._schedule_leak_check()
         logger.info("version %d retired", version.number)

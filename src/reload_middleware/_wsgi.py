@@ -18,11 +18,11 @@ from typing import Any
 from ._admin import Admin, AdminRequest, AdminResponse
 from ._config import Config, Options, Unpack, is_enabled
 from ._errors import ReloadError
-from ._handover import run_module_hooks
 from ._importer import caller_module, import_string_for, load_app
 from ._leaks import LeakTracker
 from ._page import error_page
 from ._reloader import Reloader
+from ._retire import retire_modules
 from ._watch import Watcher
 
 logger = logging.getLogger("reload_middleware")
@@ -184,8 +184,7 @@ class WSGIReloadMiddleware:
         version.state = "retired"
         self._live.remove(version)
         replaced, version.replaced, version.app = version.replaced, {}, None
-        run_module_hooks(replaced.values())
-        self._leaks.track(version.number, replaced)
+        retire_modules(version.number, replaced, self._leaks)
         logger.info("version %d retired", version.number)
 
     def _outcome(self, ok: bool, modules: list[str], duration_ms: float, error: Any) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""Generate a realistic FastAPI app of about N modules for the benchmarks.
+
+Layout of package ``bench_app``: ``deps`` imports numpy, SQLAlchemy and pydantic at start (the
+libraries a restart pays for again), ``db`` holds a shared SQLAlchemy ``Base``, ``common`` is
+imported by every model (the "module imported by many"), ``leaf`` by one router only, and the
+rest is split into pydantic models, a service layer (with an import cycle) and routers.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+PACKAGE = "bench_app"
+
+
+def write(path: Path, source: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.saving")
+    temporary.write_text(textwrap.dedent(source).lstrip())
+    temporary.replace(path)
+
+
+def generate(root: Path, modules: int) -> Path:
+    """Write the app under ``root``; returns the package directory."""
+    package = root / PACKAGE
+    groups = max(1, (modules - 8) // 3)
+    for sub in ("", "models", "services", "routers"):
+        write(package / sub / "__init__.py", "")
+    write(
+        package / "deps.py",
+        """
+        import numpy
+        import pydantic
+        import sqlalchemy
+
+        VERSIONS = {"numpy": numpy.__version__, "pydantic": pydantic.VERSION, "sqlalchemy": sqlalchemy.__version__}
+        """,
+    )
+    write(
+        package / "db.py",
+        """
+        from sqlalchemy.orm import declarative_base
+
+        Base = declarative_base()
+        """,
+    )
+    write(package / "common.py", "PREFIX = 'p0'\nPAGE_SIZE = 20\n")
+    write(package / "leaf.py", "MESSAGE = 'v0'\n")
+    for index in range(groups):
+        write(
+            package / "models" / f"m{index}.py",
+            f"""
+            from pydantic import BaseModel
+
+            from {PACKAGE}.common import PAGE_SIZE, PREFIX
+
+
+            class Item{index}(BaseModel):
+                name: str = PREFIX + "-{index}"
+                size: int = PAGE_SIZE
+                weight: float = {index}.5
+            """,
+        )
+        # s0 and s1 import each other: a cycle that must reload as one group.
+        partner = f"from {PACKAGE}.services import s{index ^ 1} as partner" if index < 2 and groups > 1 else ""
+        write(
+            package / "services" / f"s{index}.py",
+            "\n".join(
+                [
+                    "import numpy",
+                    "",
+                    partner,
+                    f"from {PACKAGE}.models.m{index} import Item{index}",
+                    "",
+                    "",
+                    f"def items(count: int = 3) -> list[Item{index}]:",
+                    f"    return [Item{index}(size=int(value)) for value in numpy.arange(count)]",
+                    "",
+                ]
+            ),
+        )
+        write(
+            package / "routers" / f"r{index}.py",
+            f"""
+            from fastapi import APIRouter
+
+            from {PACKAGE}.models.m{index} import Item{index}
+            from {PACKAGE}.services.s{index} import items
+
+            router = APIRouter()
+
+
+            @router.get("/items/{index}")
+            def list_items() -> list[Item{index}]:
+                return items()
+            """,
+        )
+    includes = "\n".join(f"from {PACKAGE}.routers.r{index} import router as r{index}" for index in range(groups))
+    mounts = "\n".join(f"app.include_router(r{index})" for index in range(groups))
+    write(
+        package / "main.py",
+        f"""
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+
+from {PACKAGE} import deps, leaf
+{includes}
+
+app = FastAPI()
+{mounts}
+
+
+@app.get("/leaf", response_class=PlainTextResponse)
+def show_leaf() -> str:
+    return leaf.MESSAGE
+
+
+@app.get("/ping", response_class=PlainTextResponse)
+async def ping() -> str:
+    return "pong"
+""",
+    )
+    write(
+        package / "asgi.py",
+        f"""
+        from reload_middleware import ReloadMiddleware
+
+        app = ReloadMiddleware("{PACKAGE}.main:app")
+        """,
+    )
+    write(
+        package / "disabled.py",
+        f"""
+        from reload_middleware import ReloadMiddleware
+
+        app = ReloadMiddleware("{PACKAGE}.main:app", enabled=False)
+        """,
+    )
+    return package
+
+
+def count_modules(package: Path) -> int:
+    return sum(1 for _ in package.rglob("*.py"))

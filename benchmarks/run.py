@@ -1,0 +1,450 @@
+"""Benchmarks of reload_middleware side by side with its peers, measured in one run.
+
+`make bench` runs this. Everything targets 127.0.0.1 and every loop is bounded. Results go to
+benchmarks/results.md (tables) and benchmarks/results.png (chart), with the machine and versions.
+
+Sections:
+  edit-to-serve   from a file write to the first response with the new code, leaf and common edits,
+                  this package against `uvicorn --reload` (and `uvicorn-hmr` where installable)
+  failures        failed or refused requests of 20 concurrent clients during 10 reloads
+  throughput      a minimal endpoint under wrk: bare app, disabled middleware, enabled middleware
+  memory          resident size after 1 and after 200 reloads, and leaked versions
+  growth          edit-to-serve and per-request overhead against app size (50, 200, 800 modules)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from generate import PACKAGE, count_modules, generate  # noqa: E402
+from harness import Server  # noqa: E402
+
+BIN = Path(sys.executable).parent
+LEAF = f"{PACKAGE}/leaf.py"
+COMMON = f"{PACKAGE}/common.py"
+
+
+@dataclass
+class Results:
+    rows: dict[str, list[list[str]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    chart: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def table(self, name: str, header: list[str]) -> list[list[str]]:
+        self.rows[name] = [header]
+        return self.rows[name]
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class UvicornReload:
+    """`uvicorn --reload`, as people run it: it binds its own port and restarts a worker process."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "uvicorn-reload.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "uvicorn"),
+                f"{PACKAGE}.main:app",
+                "--reload",
+                "--reload-dir",
+                PACKAGE,
+                "--port",
+                str(self.port),
+            ],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+        wait(lambda: _answers(self.client, "/ping"), 60)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.log.close()
+
+
+def ours(root: Path, wrapper: str = "asgi", **env: str) -> Server:
+    server = Server(
+        f"{PACKAGE}.{wrapper}:app",
+        root,
+        {**os.environ, "PYTHONPATH": str(root), "RELOAD_MIDDLEWARE": "1", **env},
+        ["log_level=warning"],
+    )
+    server.wait_ready("/ping", timeout=60)
+    if wrapper == "asgi" and env.get("RELOAD_MIDDLEWARE_WATCH") != "0":
+        wait(lambda: server.status()["watching"], 30)
+    return server
+
+
+def _answers(client: httpx.Client, path: str) -> bool:
+    try:
+        return client.get(path, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait(predicate: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout} s")
+        time.sleep(0.01)
+
+
+@contextmanager
+def app_tree(modules: int) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="reload-bench-") as directory:
+        root = Path(directory)
+        generate(root, modules)
+        yield root
+
+
+# -- measurements ----------------------------------------------------------------------------------
+
+
+def edit_to_serve(root: Path, client: httpx.Client, edits: int, target: str) -> tuple[list[float], int]:
+    """Save `target` `edits` times; for each, ms from the write to the first response showing it.
+    Also counts the requests that failed meanwhile (a restarting server refuses connections)."""
+    latencies: list[float] = []
+    failed = 0
+    for number in range(1, edits + 1):
+        marker = f"{target.split('/')[-1][:-3]}{number}-{time.monotonic_ns()}"
+        time.sleep(0.3)  # a pause between saves, as a person makes
+        if target == LEAF:
+            source, expected = f"MESSAGE = '{marker}'\n", marker
+        else:
+            source, expected = f"PREFIX = '{marker}'\nPAGE_SIZE = 20\n", marker
+        path = "/leaf" if target == LEAF else "/items/0"
+        written = time.perf_counter()
+        _save(root / target, source)
+        deadline = written + 60
+        while True:
+            try:
+                response = client.get(path, timeout=10)
+                if response.status_code == 200 and expected in response.text:
+                    break
+                if response.status_code != 200:
+                    failed += 1
+            except httpx.HTTPError:
+                failed += 1
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"edit {number} of {target} not served within 60 s")
+            time.sleep(0.002)
+        latencies.append((time.perf_counter() - written) * 1000)
+    return latencies, failed
+
+
+def _save(path: Path, source: str) -> None:
+    temporary = path.with_name(f".{path.name}.saving")
+    temporary.write_text(source)
+    temporary.replace(path)
+
+
+def failures_under_load(root: Path, url: str, reloads: int, serve_check: Callable[[str], bool]) -> tuple[int, int]:
+    """20 concurrent clients while `reloads` edits land (the 4th broken, the 5th repairing it)."""
+    stop = threading.Event()
+    counts = {"ok": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for _ in range(20_000):
+                if stop.is_set():
+                    return
+                try:
+                    ok = http.get("/leaf").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                    time.sleep(0.01)  # a refused connection returns at once: do not spin
+                with lock:
+                    counts["ok" if ok else "failed"] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    try:
+        for number in range(reloads):
+            time.sleep(0.3)
+            if number == 3:
+                _save(root / LEAF, "MESSAGE = 'broken'\ndef oops(:\n")
+                time.sleep(1.5)
+                continue
+            marker = f"load{number}-{time.monotonic_ns()}"
+            _save(root / LEAF, f"MESSAGE = '{marker}'\n")
+            wait(lambda: serve_check(marker), 60)  # noqa: B023
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    return counts["ok"], counts["failed"]
+
+
+def _shows(url: str) -> Callable[[str], bool]:
+    def shows(marker: str) -> bool:
+        try:
+            return marker in httpx.get(f"{url}/leaf", timeout=10).text
+        except httpx.HTTPError:
+            return False
+
+    return shows
+
+
+def wrk(url: str, seconds: int) -> float:
+    """Requests per second from wrk (2 threads, 32 connections) against `url`."""
+    output = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{seconds}s", url], capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if match is None:
+        raise RuntimeError(f"no figure in wrk's output:\n{output}")
+    return float(match.group(1))
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def server_pid(server: Server) -> int:
+    return server.process.pid
+
+
+# -- sections --------------------------------------------------------------------------------------
+
+
+def section_edit_to_serve(results: Results, edits: int) -> None:
+    table = results.table(
+        "Edit-to-serve (200-module FastAPI app; ms from the file write to the first response with the new code)",
+        ["edit", "tool", "median", "p10-p90", "max", "failed requests meanwhile", "ratio to ours"],
+    )
+    for target, label in ((LEAF, "leaf"), (COMMON, "module imported by many")):
+        medians: dict[str, float] = {}
+        for tool in ("reload_middleware", "uvicorn --reload"):
+            with app_tree(200) as root:
+                server: Server | UvicornReload = ours(root) if tool == "reload_middleware" else UvicornReload(root)
+                try:
+                    latencies, failed = edit_to_serve(root, server.client, edits, target)
+                finally:
+                    server.stop()
+            medians[tool] = statistics.median(latencies)
+            deciles = statistics.quantiles(latencies, n=10)
+            table.append(
+                [
+                    label,
+                    tool,
+                    f"{medians[tool]:.0f}",
+                    f"{deciles[0]:.0f}-{deciles[-1]:.0f}",
+                    f"{max(latencies):.0f}",
+                    str(failed),
+                    f"{medians[tool] / medians['reload_middleware']:.1f}x",
+                ]
+            )
+        table.append([label, "uvicorn-hmr", "not measured", "", "", "", "needs Python >= 3.12"])
+        results.chart.setdefault("edit-to-serve, median ms", {}).update(
+            {f"{label}: {tool}": value for tool, value in medians.items()}
+        )
+    results.notes.append(
+        "uvicorn-hmr, the closest in-process peer, could not be installed: every release requires Python >= 3.12 "
+        f"(its `hmr` dependency too) and this machine runs Python {platform.python_version()}."
+    )
+
+
+def section_failures(results: Results, reloads: int) -> None:
+    table = results.table(
+        f"Requests of 20 concurrent clients during {reloads} reloads (one broken, then fixed; 200 modules)",
+        ["tool", "served", "failed or refused"],
+    )
+    for tool in ("reload_middleware", "uvicorn --reload"):
+        with app_tree(200) as root:
+            server: Server | UvicornReload = ours(root) if tool == "reload_middleware" else UvicornReload(root)
+            try:
+                served, failed = failures_under_load(root, server.url, reloads, _shows(server.url))
+            finally:
+                server.stop()
+        table.append([tool, str(served), str(failed)])
+
+
+def section_throughput(results: Results, seconds: int) -> None:
+    table = results.table(
+        f"Throughput of a minimal endpoint (wrk, 2 threads, 32 connections, {seconds} s; 200 modules)",
+        ["setup", "requests/s", "ratio to bare"],
+    )
+    figures: dict[str, list[float]] = {"bare app": [], "disabled middleware": [], "enabled middleware": []}
+    wrappers = {"bare app": "main", "disabled middleware": "disabled", "enabled middleware": "asgi"}
+    with app_tree(200) as root:
+        for _ in range(2):  # alternate, so that drift of the machine hits every setup alike
+            for setup, wrapper in wrappers.items():
+                server = ours(root, wrapper)
+                try:
+                    wrk(f"{server.url}/ping", 1)  # warm up
+                    figures[setup].append(wrk(f"{server.url}/ping", seconds))
+                finally:
+                    server.stop()
+    bare = statistics.mean(figures["bare app"])
+    for setup, values in figures.items():
+        mean = statistics.mean(values)
+        table.append([setup, f"{mean:.0f}", f"{mean / bare:.3f}"])
+        results.chart.setdefault("throughput, requests/s", {})[setup] = mean
+
+
+def section_memory(results: Results, reloads: int) -> None:
+    table = results.table(
+        "Memory (200-module app, reloads of the leaf through POST /__reload)",
+        ["after", "resident MB", "leaked versions"],
+    )
+    with app_tree(200) as root:
+        server = ours(root, RELOAD_MIDDLEWARE_WATCH="0")
+        try:
+            figures: dict[int, float] = {}
+            for number in range(1, reloads + 1):
+                _save(root / LEAF, f"MESSAGE = 'mem{number}'\n")
+                answer = server.client.post("/__reload").json()
+                if not answer["ok"] or not answer["reloaded"]:
+                    raise RuntimeError(f"reload {number} did not happen: {answer}")
+                if number in (1, reloads):
+                    time.sleep(2.5)  # past the retirement's leak check, which collects garbage
+                    figures[number] = rss_mb(server_pid(server))
+                    leaked = len(server.status()["leaked_versions"])
+                    table.append([f"{number} reload{'s' if number > 1 else ''}", f"{figures[number]:.1f}", str(leaked)])
+            table.append(["growth", f"{figures[reloads] - figures[1]:+.1f}", ""])
+        finally:
+            server.stop()
+
+
+def section_growth(results: Results, sizes: list[int], edits: int, seconds: int) -> None:
+    table = results.table(
+        "Growth with app size (this package; leaf edits; per-request overhead = 1 - enabled/bare throughput)",
+        ["modules", "edit-to-serve median ms", "reload work ms", "per-request overhead"],
+    )
+    for size in sizes:
+        with app_tree(size) as root:
+            modules = count_modules(root / PACKAGE)
+            server = ours(root)
+            try:
+                latencies, _ = edit_to_serve(root, server.client, edits, LEAF)
+                reload_ms = server.status()["last_reload"]["duration_ms"]
+                enabled = wrk(f"{server.url}/ping", seconds)
+            finally:
+                server.stop()
+            bare_server = ours(root, "main")
+            try:
+                bare = wrk(f"{bare_server.url}/ping", seconds)
+            finally:
+                bare_server.stop()
+        median = statistics.median(latencies)
+        table.append([str(modules), f"{median:.0f}", f"{reload_ms:.1f}", f"{1 - enabled / bare:+.1%}"])
+        results.chart.setdefault("growth: edit-to-serve median ms", {})[str(modules)] = median
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    versions = ", ".join(
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ("reload_middleware", "uvicorn", "starlette", "fastapi", "watchfiles", "numpy", "sqlalchemy")
+    )
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu = next((line.split(":")[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    return f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {platform.python_version()}; {versions}"
+
+
+def write_markdown(results: Results, path: Path, seconds: float) -> None:
+    lines = ["# Benchmark results", "", f"Measured by `make bench` in {seconds:.0f} s on {machine()}.", ""]
+    for name, rows in results.rows.items():
+        lines += [f"## {name}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        lines.append("")
+    lines += [f"- {note}" for note in results.notes]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_chart(results: Results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(results.chart.items())
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2))
+    for axis, (title, values) in zip(axes if len(panels) > 1 else [axes], panels, strict=True):
+        labels = list(values)
+        axis.bar(range(len(labels)), list(values.values()), color="#1f6feb")
+        axis.set_xticks(range(len(labels)), [label.replace(": ", ":\n") for label in labels], fontsize=8)
+        axis.set_title(title, fontsize=10)
+        if "edit-to-serve, median" in title:
+            axis.set_yscale("log")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="reload_middleware benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer edits and shorter runs, to try the script")
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: `make bench` installs Debian's wrk")
+    edits, seconds = (3, 2) if options.quick else (10, 5)
+    started = time.monotonic()
+    results = Results()
+    sections: list[tuple[str, Callable[[], None]]] = [
+        ("edit-to-serve", lambda: section_edit_to_serve(results, edits)),
+        ("failures", lambda: section_failures(results, 10)),
+        ("throughput", lambda: section_throughput(results, seconds)),
+        ("memory", lambda: section_memory(results, 20 if options.quick else 200)),
+        ("growth", lambda: section_growth(results, [50, 200, 800], max(3, edits // 2), seconds)),
+    ]
+    for title, run in sections:
+        print(f"== {title}", flush=True)
+        run()
+        print("\n".join(" | ".join(row) for row in list(results.rows.values())[-1]), flush=True)
+    write_markdown(results, HERE / "results.md", time.monotonic() - started)
+    write_chart(results, HERE / "results.png")
+    print(f"wrote {HERE / 'results.md'} and {HERE / 'results.png'} in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
