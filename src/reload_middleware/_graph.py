@@ -37,11 +37,6 @@ class TrackedModule:
     reloadable: bool
 
 
-def module_file(module: ModuleType) -> str | None:
-    path = getattr(module, "__file__", None)
-    return os.path.realpath(path) if isinstance(path, str) else None
-
-
 def scan_imports(source: str, module: str, is_package: bool) -> set[str]:
     """Absolute names of every module and ``from`` target that ``source`` may import."""
     package = module if is_package else module.rpartition(".")[0]
@@ -77,15 +72,16 @@ class ModuleGraph:
         self._protected = protected
         self.modules: dict[str, TrackedModule] = {}
         self._by_path: dict[str, list[str]] = {}
-        # Scanning sources is the costly part: cache it per module by file identity (path, mtime, size).
-        self._scan_cache: dict[str, tuple[tuple[str, int, int], set[str]]] = {}
+        # Scanning sources is the costly part: cache it per module object (name -> (id, imports)).
+        self._scan_cache: dict[str, tuple[int, set[str]]] = {}
+        self._resolved: dict[str, str | None] = {}
 
     def refresh(self) -> None:
         """Re-read ``sys.modules``: called at start and after every reload, never per request."""
         modules: dict[str, TrackedModule] = {}
         for name, module in list(sys.modules.items()):
-            path = module_file(module) if isinstance(module, ModuleType) else None
-            if path is None or not self._covers(path) or name == "__main__":
+            path = self._watched_path(getattr(module, "__file__", None))
+            if path is None or name == "__main__" or not isinstance(module, ModuleType):
                 continue
             is_extension = path.endswith(EXTENSION_SUFFIXES)
             if not is_extension and not path.endswith(SOURCE_SUFFIXES):
@@ -103,6 +99,16 @@ class ModuleGraph:
         self._by_path = {}
         for tracked in modules.values():
             self._by_path.setdefault(tracked.path, []).append(tracked.name)
+
+    def _watched_path(self, raw: object) -> str | None:
+        """The resolved path of a module file if it is watched. Resolving costs a few ``lstat``
+        calls per file, so it is cached: a thousand installed modules must not slow each reload."""
+        if not isinstance(raw, str):
+            return None
+        if raw not in self._resolved:
+            path = os.path.realpath(raw)
+            self._resolved[raw] = path if self._covers(path) else None
+        return self._resolved[raw]
 
     def paths(self) -> list[str]:
         return list(self._by_path)
@@ -152,17 +158,18 @@ class ModuleGraph:
         return found
 
     def _scan(self, tracked: TrackedModule) -> set[str]:
-        if tracked.is_extension:
+        """The imports in a module's source, read once per module object: a module's imports are
+        those of the source it was built from, and every reload makes a new module object."""
+        module = sys.modules.get(tracked.name)
+        if tracked.is_extension or module is None:
             return set()
+        cached = self._scan_cache.get(tracked.name)
+        if cached is not None and cached[0] == id(module):
+            return cached[1]
         try:
-            stat = os.stat(tracked.path)
-            identity = (tracked.path, stat.st_mtime_ns, stat.st_size)
-            cached = self._scan_cache.get(tracked.name)
-            if cached is not None and cached[0] == identity:
-                return cached[1]
             with open(tracked.path, encoding="utf-8", errors="replace") as file:
                 found = scan_imports(file.read(), tracked.name, tracked.is_package)
         except OSError:
-            return set()
-        self._scan_cache[tracked.name] = (identity, found)
+            found = set()
+        self._scan_cache[tracked.name] = (id(module), found)
         return found
