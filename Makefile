@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install browser test lint demo demo-flask clean
+.PHONY: install browser test lint demo demo-flask bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,18 @@ demo-flask: $(STAMP)
 	@echo "Serving example_app's Flask app under gunicorn with reloading on: http://127.0.0.1:8001/"
 	@echo "Edit example_app/greeting.py and refresh; status at http://127.0.0.1:8001/__reload"
 	RELOAD_MIDDLEWARE=1 $(BIN)/gunicorn example_app.wsgi:app --bind 127.0.0.1:8001 --worker-class gthread --threads 8
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Side by side with the peers, in one run; writes benchmarks/results.md and results.png.
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; \
+	}
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -52,6 +52,7 @@ class Options(TypedDict, total=False):
     overlap: bool
     max_versions: int
     error_page: bool
+    warmup: bool
 
 
 __all__ = ["UNSET", "Config", "Options", "Unpack", "is_enabled"]
@@ -113,6 +114,7 @@ class Config:
     overlap: bool = False
     max_versions: int = 4
     error_page: bool = False
+    warmup: bool = True
 
     @classmethod
     def resolve(
@@ -132,6 +134,7 @@ class Config:
         overlap: bool | Unset = UNSET,
         max_versions: int | Unset = UNSET,
         error_page: bool | Unset = UNSET,
+        warmup: bool | Unset = UNSET,
     ) -> Config:
         env = _Environment(os.environ if environ is None else environ)
         resolved_dirs = env.pick(watch_dirs, "WATCH_DIRS", lambda k, v: parse_list(v, os.pathsep), ())
@@ -149,6 +152,7 @@ class Config:
             overlap=env.pick(overlap, "OVERLAP", parse_flag, False),
             max_versions=env.pick(max_versions, "MAX_VERSIONS", parse_count, cls.max_versions),
             error_page=env.pick(error_page, "ERROR_PAGE", parse_flag, False),
+            warmup=env.pick(warmup, "WARMUP", parse_flag, True),
         )
         config._validate()
         return config

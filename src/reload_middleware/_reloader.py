@@ -126,7 +126,8 @@ class Reloader:
                 on_change()
 
         directories = (*(self.watch_dirs if watching else ()), self.trigger.directory)
-        return Watcher(directories, accept, notice)
+        # Only the trigger to listen for (manual mode): no hurry, wake less often.
+        return Watcher(directories, accept, notice, step_ms=5 if watching else 50)
 
     def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:
         """What to reload now, or ``None`` when nothing changed.
