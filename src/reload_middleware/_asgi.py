@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -20,7 +19,7 @@ from ._importer import caller_module, import_string_for, load_app
 from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
 from ._loader import LoadedGroup
 from ._page import error_page
-from ._reloader import Plan, Reloader
+from ._reloader import Plan, Reloader, elapsed_ms
 from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
 
@@ -90,6 +89,7 @@ class ReloadMiddleware:
         self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
         self._versions = VersionSet(
             self._new_version(1, self.app),
+            self._reloader.leaks,
             retire_timeout=self.config.retire_timeout,
             stop_timeout=self.config.startup_timeout,
         )
@@ -98,8 +98,6 @@ class ReloadMiddleware:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: Watcher | None = None
         self._lifespan_scope: Scope | None = None
-        # The error of the latest reload while it is unresolved; only read with ``error_page`` on.
-        self._failing: dict[str, Any] | None = None
 
     def _new_version(self, number: int, app: ASGIApp) -> AppVersion:
         header = (self._header_name, str(number).encode()) if self._header_name else None
@@ -120,8 +118,8 @@ class ReloadMiddleware:
             self._start_watching()
         if self._detector.dirty or self._reloading is not None:
             await self._reload_settled()
-        if self._failing is not None and kind == "http":
-            failing_send = await self._while_failing(self._failing, scope, send)
+        if self._reloader.failing is not None and kind == "http":
+            failing_send = await self._while_failing(self._reloader.failing, scope, send)
             if failing_send is None:
                 return
             send = failing_send
@@ -210,10 +208,10 @@ class ReloadMiddleware:
                 # (streams, websockets) keep flowing while the new modules import.
                 loaded = await asyncio.to_thread(self._plan_and_build, force, sweep)
                 if loaded is None:
-                    return self._outcome(True, [], 0.0, None)
+                    return self._outcome(True, [], started, None)
                 plan, group = loaded
             except Exception as exc:
-                return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
+                return self._outcome(False, [], started, reloader.fail(exc).as_dict())
             version = self._new_version(versions.current.number + 1, group.app)
             try:
                 await self._start(version)
@@ -221,10 +219,10 @@ class ReloadMiddleware:
                 pass  # an app without lifespan support simply has nothing to start
             except Exception as exc:
                 group.rollback()
-                return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
+                return self._outcome(False, [], started, reloader.fail(exc).as_dict())
             if self.config.warmup:
                 await self._warm_up(version)
-            record = reloader.commit(plan, group, version.number, _ms(started))
+            record = reloader.commit(plan, group, version.number, elapsed_ms(started))
             # Drain first: new arrivals wait on this reload while the old version's requests finish.
             if not self.config.overlap and not await versions.current.http_drained(self.config.drain_timeout):
                 logger.warning(
@@ -234,22 +232,14 @@ class ReloadMiddleware:
                 )
             versions.swap(version, group.old_modules)
             self.app = version.app
-            return self._outcome(True, record.modules, record.duration_ms, None)
+            return self._outcome(True, record.modules, started, None)
 
     def _plan_and_build(self, force: bool, sweep: bool) -> tuple[Plan, LoadedGroup] | None:
         plan = self._reloader.plan(force=force, sweep=sweep)
         return None if plan is None else (plan, self._reloader.build(plan))
 
-    def _outcome(self, ok: bool, modules: list[str], duration_ms: float, error: Any) -> dict[str, Any]:
-        if self.config.error_page:
-            self._failing = None if ok else error
-        return {
-            "ok": ok,
-            "version": self._versions.current.number,
-            "reloaded": modules,
-            "duration_ms": round(duration_ms, 3),
-            "error": error,
-        }
+    def _outcome(self, ok: bool, modules: list[str], started: float, error: Any) -> dict[str, Any]:
+        return self._reloader.outcome(ok, self._versions.current.number, modules, started, error)
 
     async def _start(self, version: AppVersion) -> None:
         """Run a version's lifespan startup with a scope and a state of its own.
@@ -363,29 +353,9 @@ class ReloadMiddleware:
     # -- admin -----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        stats = self._reloader.stats
-        return {
-            "version": self._versions.current.number,
-            "reloads": stats.reloads,
-            "failures": stats.failures,
-            "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
-            "last_error": stats.last_error.as_dict() if stats.last_error else None,
-            "tracked_modules": len(self._reloader.graph.modules),
-            "watching": self.config.watch and self._watcher is not None and self._watcher.running,
-            "process": {
-                "pid": os.getpid(),
-                "shared_trigger": str(self._reloader.trigger.path),
-                "listening": self._watcher is not None and self._watcher.running,
-            },
-            "versions": [version.describe() for version in self._versions.live],
-            "leaked_versions": self._versions.leaked,
-        }
-
-    def _tell_other_workers(self, force: bool) -> None:
-        try:
-            self._reloader.trigger.fire(force=force)
-        except OSError as exc:
-            logger.warning("could not ask other worker processes to reload: %s", exc)
+        listening = self._watcher is not None and self._watcher.running
+        versions = [version.describe() for version in self._versions.live]
+        return self._reloader.status(self._versions.current.number, versions, listening)
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[str, str] = {}
@@ -410,7 +380,7 @@ class ReloadMiddleware:
                 response = self._admin.render_status(request, self.status())
             else:
                 outcome = await asyncio.shield(self._reload_task(force=force, sweep=True))
-                self._tell_other_workers(force)
+                self._reloader.tell_other_workers(force)
                 response = self._admin.render_reload(request, outcome)
         header = self._versions.current.header
         extra = [(header[0], header[1])] if header else []
@@ -422,7 +392,3 @@ class ReloadMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

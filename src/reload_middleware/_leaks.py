@@ -8,11 +8,15 @@ its sentinel is.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
+import threading
 import weakref
 from collections import deque
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
+
+logger = logging.getLogger("reload_middleware")
 
 SENTINEL_NAME = "__reload_middleware_retired__"
 _MAX_REFERRER_SCANS = 40  # each scan walks the whole heap: keep the search small
@@ -23,10 +27,18 @@ class _Sentinel:
 
 
 class LeakTracker:
-    """Namespaces of retired versions, watched through weak references."""
+    """Namespaces of retired versions, watched through weak references.
 
-    def __init__(self) -> None:
+    A check runs in a timer thread ``delay`` seconds after the last retirement: it needs a full
+    garbage collection, which is kept off the reload itself.
+    """
+
+    def __init__(self, delay: float = 2.0) -> None:
+        self.leaked: list[dict[str, Any]] = []
+        self._delay = delay
+        self._lock = threading.Lock()
         self._retired: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
+        self._timer: threading.Timer | None = None
 
     def track(self, version: int, modules: dict[str, ModuleType]) -> None:
         sentinels: dict[str, weakref.ref[_Sentinel]] = {}
@@ -34,28 +46,45 @@ class LeakTracker:
             sentinel = _Sentinel()
             vars(module)[SENTINEL_NAME] = sentinel
             sentinels[name] = weakref.ref(sentinel)
-        self._retired.append((version, sentinels))
+        with self._lock:
+            self._retired.append((version, sentinels))
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self._delay, self.check)
+            self._timer.daemon = True
+            self._timer.start()
 
-    def pending(self) -> bool:
-        """Whether any retired namespace is still alive (cheap: no collection)."""
-        return any(ref() is not None for _, refs in self._retired for ref in refs.values())
+    def close(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
 
     def check(self) -> list[dict[str, Any]]:
-        """Collect garbage, forget what was freed, and describe what is still held."""
-        if not self.pending():
-            self._retired.clear()
-            return []
-        gc.collect()
+        """Collect garbage, forget what was freed, and describe (and log) what is still held."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        if any(ref() is not None for _, refs in retired for ref in refs.values()):
+            gc.collect()
         leaked: list[dict[str, Any]] = []
         still: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
-        for version, refs in self._retired:
+        for version, refs in retired:
             alive = {name: ref for name, ref in refs.items() if ref() is not None}
             if not alive:
                 continue
             still.append((version, alive))
             first = next(iter(alive.values()))()
             leaked.append({"number": version, "modules": sorted(alive), "held_by": holder_path(first)})
-        self._retired = still
+        with self._lock:
+            self._retired = still + self._retired
+        self.leaked = leaked
+        for leak in leaked:
+            logger.warning(
+                "version %d is retired but %d of its modules are still referenced (%s), held by: %s",
+                leak["number"],
+                len(leak["modules"]),
+                ", ".join(leak["modules"][:5]),
+                leak["held_by"] or "an unknown referrer",
+            )
         return leaked
 
 

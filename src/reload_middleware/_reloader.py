@@ -22,6 +22,7 @@ from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, Re
 from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
 from ._importer import load_app, split_import_string
+from ._leaks import LeakTracker
 from ._loader import LoadedGroup, load_group
 from ._trigger import SharedTrigger
 from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs, fingerprint
@@ -29,6 +30,7 @@ from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environm
 logger = logging.getLogger("reload_middleware")
 
 _OWN_PACKAGE = __name__.rpartition(".")[0]
+LEAK_CHECK_DELAY = 2.0  # seconds after the last retirement
 # File timestamps come from a coarse kernel clock: compare them with some slack.
 _CLOCK_MARGIN_NS = 50_000_000
 
@@ -95,6 +97,9 @@ class Reloader:
         self.detector = ChangeDetector()
         self._refresh()
         self.trigger = SharedTrigger(import_string)
+        self.leaks = LeakTracker(LEAK_CHECK_DELAY)
+        # The error of the latest reload while it is unresolved, for the error page.
+        self.failing: dict[str, Any] | None = None
         self.stats = ReloadStats()
 
     def _is_protected(self, name: str) -> bool:
@@ -228,6 +233,41 @@ class Reloader:
         )
         return record
 
+    def outcome(self, ok: bool, version: int, modules: list[str], started: float, error: Any) -> dict[str, Any]:
+        """The answer to a reload (the admin endpoint's JSON), remembering a failure for the error page."""
+        if self.config.error_page:
+            self.failing = None if ok else error
+        return {
+            "ok": ok,
+            "version": version,
+            "reloaded": modules,
+            "duration_ms": round(elapsed_ms(started), 3) if modules or not ok else 0.0,
+            "error": error,
+        }
+
+    def status(self, version: int, versions: list[dict[str, Any]], listening: bool) -> dict[str, Any]:
+        """The admin endpoint's status JSON, given what only the middleware knows."""
+        stats = self.stats
+        return {
+            "version": version,
+            "reloads": stats.reloads,
+            "failures": stats.failures,
+            "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
+            "last_error": stats.last_error.as_dict() if stats.last_error else None,
+            "tracked_modules": len(self.graph.modules),
+            "watching": self.config.watch and listening,
+            "process": {"pid": os.getpid(), "shared_trigger": str(self.trigger.path), "listening": listening},
+            "versions": versions,
+            "leaked_versions": self.leaks.leaked,
+        }
+
+    def tell_other_workers(self, force: bool) -> None:
+        """After a reload asked for by POST: every other worker process of this server reloads too."""
+        try:
+            self.trigger.fire(force=force)
+        except OSError as exc:
+            logger.warning("could not ask other worker processes to reload: %s", exc)
+
     def fail(self, exc: BaseException) -> ErrorReport:
         """Record a failed reload; the caller keeps the old version serving."""
         report = report_error(exc, self.is_user_file)
@@ -242,6 +282,10 @@ class Reloader:
             report.traceback.rstrip(),
         )
         return report
+
+
+def elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def default_watch_dirs(root_module: str) -> tuple[Path, ...]:

@@ -24,7 +24,6 @@ logger = logging.getLogger("reload_middleware")
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 SERVICE_RESTART = 1012  # the websocket close code for "the server is restarting"
-LEAK_CHECK_DELAY = 2.0  # seconds after a retirement
 
 
 class VersionState(str, enum.Enum):
@@ -119,16 +118,14 @@ async def _wait(event: asyncio.Event, timeout: float) -> bool:
 class VersionSet:
     """The serving version, the old ones still finishing their requests, and their retirement."""
 
-    def __init__(self, first: AppVersion, *, retire_timeout: float, stop_timeout: float) -> None:
+    def __init__(self, first: AppVersion, leaks: LeakTracker, *, retire_timeout: float, stop_timeout: float) -> None:
         first.phase = VersionState.SERVING
         self.current = first
         self.live = [first]
-        self.leaked: list[dict[str, Any]] = []
         self._retire_timeout = retire_timeout
         self._stop_timeout = stop_timeout
         self._retiring: set[asyncio.Task[None]] = set()
-        self._leaks = LeakTracker()
-        self._leak_check: asyncio.TimerHandle | None = None
+        self.leaks = leaks
 
     def swap(self, new: AppVersion, replaced: dict[str, ModuleType]) -> AppVersion:
         """Make ``new`` the serving version; the old one, owner of the ``replaced`` modules, retires
@@ -170,34 +167,13 @@ class VersionSet:
         finally:
             self.live.remove(version)
             replaced, version.replaced = version.replaced, {}
-            retire_modules(version.number, replaced, self._leaks)
+            retire_modules(version.number, replaced, self.leaks)
             version.app = version.state = version.lifespan = None  # let the old module graph go
-            self._schedule_leak_check()
         logger.info("version %d retired", version.number)
-
-    def _schedule_leak_check(self) -> None:
-        # A full collection pauses the loop: run one, a little after the last retirement.
-        if self._leak_check is not None:
-            self._leak_check.cancel()
-        self._leak_check = asyncio.get_running_loop().call_later(LEAK_CHECK_DELAY, self.check_leaks)
-
-    def check_leaks(self) -> list[dict[str, Any]]:
-        self._leak_check = None
-        self.leaked = self._leaks.check()
-        for leak in self.leaked:
-            logger.warning(
-                "version %d is retired but %d of its modules are still referenced (%s), held by: %s",
-                leak["number"],
-                len(leak["modules"]),
-                ", ".join(leak["modules"][:5]),
-                leak["held_by"] or "an unknown referrer",
-            )
-        return self.leaked
 
     async def shutdown(self) -> str | None:
         """Server shutdown: stop every live version, newest first. Returns the first failure, if any."""
-        if self._leak_check is not None:
-            self._leak_check.cancel()
+        self.leaks.close()
         for task in list(self._retiring):
             task.cancel()
         failure: str | None = None

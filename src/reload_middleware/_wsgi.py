@@ -19,9 +19,8 @@ from ._admin import Admin, AdminRequest, AdminResponse
 from ._config import Config, Options, Unpack, is_enabled
 from ._errors import ReloadError
 from ._importer import caller_module, import_string_for, load_app
-from ._leaks import LeakTracker
 from ._page import error_page
-from ._reloader import Reloader
+from ._reloader import Reloader, elapsed_ms
 from ._retire import retire_modules
 from ._watch import Watcher
 
@@ -69,11 +68,8 @@ class WSGIReloadMiddleware:
         self._header_name = self.config.version_header
         self._current = _Version(1, self.app)
         self._live = [self._current]
-        self._leaks = LeakTracker()
-        self.leaked: list[dict[str, Any]] = []
         self._reload_lock = threading.Lock()
         self._condition = threading.Condition()
-        self._failing: dict[str, Any] | None = None
         self._watcher: Watcher | None = None
         # Started by the first request in the serving process: a server that imports the app and
         # then forks its workers (gunicorn --preload) would leave a thread behind in the parent only.
@@ -98,7 +94,7 @@ class WSGIReloadMiddleware:
             return self._serve_admin(environ, start_response)
         if self._reloader.detector.dirty or self._reload_lock.locked():
             self._reload_settled()
-        failing = self._failing
+        failing = self._reloader.failing
         if failing is not None:
             if "text/html" in environ.get("HTTP_ACCEPT", ""):
                 start_response("500 Internal Server Error", [("content-type", "text/html; charset=utf-8")])
@@ -154,11 +150,11 @@ class WSGIReloadMiddleware:
             try:
                 plan = reloader.plan(force=force, sweep=sweep)
                 if plan is None:
-                    return self._outcome(True, [], 0.0, None)
+                    return self._outcome(True, [], started, None)
                 group = reloader.build(plan)
             except Exception as exc:
-                return self._outcome(False, [], _ms(started), reloader.fail(exc).as_dict())
-            record = reloader.commit(plan, group, self._current.number + 1, _ms(started))
+                return self._outcome(False, [], started, reloader.fail(exc).as_dict())
+            record = reloader.commit(plan, group, self._current.number + 1, elapsed_ms(started))
             new = _Version(self._current.number + 1, group.app)
             with self._condition:
                 old = self._current
@@ -177,46 +173,26 @@ class WSGIReloadMiddleware:
                 old.state = "draining"
                 if old.in_flight == 0:
                     self._retire(old)
-            return self._outcome(True, record.modules, record.duration_ms, None)
+            return self._outcome(True, record.modules, started, None)
 
     def _retire(self, version: _Version) -> None:
         """Called with the condition held, once the version's last request has closed."""
         version.state = "retired"
         self._live.remove(version)
         replaced, version.replaced, version.app = version.replaced, {}, None
-        retire_modules(version.number, replaced, self._leaks)
+        retire_modules(version.number, replaced, self._reloader.leaks)
         logger.info("version %d retired", version.number)
 
-    def _outcome(self, ok: bool, modules: list[str], duration_ms: float, error: Any) -> dict[str, Any]:
-        if self.config.error_page:
-            self._failing = None if ok else error
-        return {
-            "ok": ok,
-            "version": self._current.number,
-            "reloaded": modules,
-            "duration_ms": round(duration_ms, 3),
-            "error": error,
-        }
+    def _outcome(self, ok: bool, modules: list[str], started: float, error: Any) -> dict[str, Any]:
+        return self._reloader.outcome(ok, self._current.number, modules, started, error)
 
     # -- admin -----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        stats = self._reloader.stats
         listening = self._watcher is not None and self._watcher.running
         with self._condition:
             versions = [{"number": v.number, "state": v.state, "in_flight": v.in_flight} for v in self._live]
-        return {
-            "version": self._current.number,
-            "reloads": stats.reloads,
-            "failures": stats.failures,
-            "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
-            "last_error": stats.last_error.as_dict() if stats.last_error else None,
-            "tracked_modules": len(self._reloader.graph.modules),
-            "watching": self.config.watch and listening,
-            "process": {"shared_trigger": str(self._reloader.trigger.path), "listening": listening},
-            "versions": versions,
-            "leaked_versions": self._leaks.check() if self._leaks.pending() else [],
-        }
+        return self._reloader.status(self._current.number, versions, listening)
 
     def _serve_admin(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         headers = {
@@ -241,19 +217,18 @@ class WSGIReloadMiddleware:
                 response = self._admin.render_status(request, self.status())
             else:
                 outcome = self.reload(force=force, sweep=True)
-                try:
-                    self._reloader.trigger.fire(force=force)
-                except OSError as exc:
-                    logger.warning("could not ask other worker processes to reload: %s", exc)
+                self._reloader.tell_other_workers(force)
                 response = self._admin.render_reload(request, outcome)
         extra = [(self._header_name, str(self._current.number))] if self._header_name else []
         start_response(f"{response.status} {_REASONS.get(response.status, '')}".strip(), response.all_headers() + extra)
         return [response.body]
 
     def close(self) -> None:
-        """Stop the watcher thread (servers that call it on shutdown; it is a daemon thread anyway)."""
-        if self.enabled and self._watcher is not None:
-            self._watcher.stop()
+        """Stop the watcher and leak-check threads (for servers that call it; both are daemon threads)."""
+        if self.enabled:
+            self._reloader.leaks.close()
+            if self._watcher is not None:
+                self._watcher.stop()
 
 
 class _ClosingIterable:
@@ -291,7 +266,3 @@ def _with_header(start_response: StartResponse, header: tuple[str, str]) -> Star
 def _summary(error: Mapping[str, Any]) -> str:
     """One header-safe line: the error's type and message."""
     return " ".join(f"{error['type']}: {error['message']}".split())[:200].encode("latin-1", "replace").decode("latin-1")
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
