@@ -316,8 +316,12 @@ def section_throughput(results: Results, seconds: int, rounds: int) -> None:
     wrappers = {"bare app": "main", "disabled middleware": "disabled", "enabled middleware": "asgi"}
     figures: dict[str, list[float]] = {setup: [] for setup in wrappers}
     with app_tree(200) as root:
-        for _ in range(rounds):  # alternate, so that drift of the machine hits every setup alike
-            for setup, wrapper in wrappers.items():
+        order = list(wrappers.items())
+        for round_number in range(rounds):
+            # Rotate the order every round: drift of the machine, and whatever favours the first
+            # or the last server of a round, then hit every setup alike.
+            shift = round_number % len(order)
+            for setup, wrapper in order[shift:] + order[:shift]:
                 server = ours(root, wrapper)
                 try:
                     wrk(f"{server.url}/ping", 1)  # warm up
@@ -358,7 +362,7 @@ def section_memory(results: Results, reloads: int) -> None:
 def section_growth(results: Results, sizes: list[int], edits: int, seconds: int) -> None:
     table = results.table(
         "Growth with app size (this package; leaf edits; per-request overhead = 1 - enabled/bare throughput, "
-        "median of 3 alternating rounds)",
+        "median of 4 rounds in alternating order)",
         ["modules", "edit-to-serve median ms", "reload work ms", "per-request overhead"],
     )
     for size in sizes:
@@ -371,8 +375,9 @@ def section_growth(results: Results, sizes: list[int], edits: int, seconds: int)
             finally:
                 server.stop()
             throughput: dict[str, list[float]] = {"asgi": [], "main": []}
-            for _ in range(3):
-                for wrapper, values in throughput.items():
+            for round_number in range(4):
+                pairs = list(throughput.items())
+                for wrapper, values in pairs if round_number % 2 else pairs[::-1]:  # alternate the order
                     measured = ours(root, wrapper)
                     try:
                         wrk(f"{measured.url}/ping", 1)

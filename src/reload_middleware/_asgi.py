@@ -18,7 +18,7 @@ from ._errors import ReloadError
 from ._importer import caller_module, import_string_for, load_app
 from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
 from ._loader import LoadedGroup
-from ._page import error_page
+from ._page import error_page, error_summary
 from ._reloader import Plan, Reloader, elapsed_ms
 from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
@@ -158,8 +158,7 @@ class ReloadMiddleware:
             await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return None
-        summary = " ".join(f"{error['type']}: {error['message']}".split())[:200]
-        header = (b"x-reload-error", summary.encode("latin-1", "replace"))
+        header = (b"x-reload-error", error_summary(error).encode("latin-1"))
 
         async def send_with_error(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -11,6 +11,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from types import FrameType, FunctionType, ModuleType
@@ -29,8 +30,8 @@ class _Sentinel:
 class LeakTracker:
     """Namespaces of retired versions, watched through weak references.
 
-    A check runs in a timer thread ``delay`` seconds after the last retirement: it needs a full
-    garbage collection, which is kept off the reload itself.
+    A check runs in a thread of its own ``delay`` seconds after the last retirement: it needs a
+    full garbage collection, which is kept off the reload itself.
     """
 
     def __init__(self, delay: float = 2.0) -> None:
@@ -38,7 +39,12 @@ class LeakTracker:
         self._delay = delay
         self._lock = threading.Lock()
         self._retired: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
-        self._timer: threading.Timer | None = None
+        # One long-lived checker thread, woken by retirements: a thread per retirement would
+        # leave a malloc arena behind for each, and resident memory would creep up.
+        self._wake = threading.Condition(self._lock)
+        self._due: float | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
     def track(self, version: int, modules: dict[str, ModuleType]) -> None:
         sentinels: dict[str, weakref.ref[_Sentinel]] = {}
@@ -48,16 +54,26 @@ class LeakTracker:
             sentinels[name] = weakref.ref(sentinel)
         with self._lock:
             self._retired.append((version, sentinels))
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(self._delay, self.check)
-            self._timer.daemon = True
-            self._timer.start()
+            self._due = time.monotonic() + self._delay
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="reload-middleware-leaks", daemon=True)
+                self._thread.start()
+            self._wake.notify()
 
     def close(self) -> None:
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
+            self._closed = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and (self._due is None or time.monotonic() < self._due):
+                    self._wake.wait(None if self._due is None else max(0.0, self._due - time.monotonic()))
+                if self._closed:
+                    return
+                self._due = None
+            self.check()
 
     def check(self) -> list[dict[str, Any]]:
         """Collect garbage, forget what was freed, and describe (and log) what is still held."""

@@ -120,6 +120,12 @@ def error_page(error: Mapping[str, Any], admin_path: str) -> str:
     )
 
 
+def error_summary(error: Mapping[str, Any]) -> str:
+    """One header-safe line for API clients: the error's type and message."""
+    line = " ".join(f"{error['type']}: {error['message']}".split())[:200]
+    return line.encode("latin-1", "replace").decode("latin-1")
+
+
 def _excerpt(error: Mapping[str, Any]) -> str:
     """The lines around the failing one, read from the file as it is now."""
     try:

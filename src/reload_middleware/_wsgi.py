@@ -19,7 +19,7 @@ from ._admin import Admin, AdminRequest, AdminResponse
 from ._config import Config, Options, Unpack, is_enabled
 from ._errors import ReloadError
 from ._importer import caller_module, import_string_for, load_app
-from ._page import error_page
+from ._page import error_page, error_summary
 from ._reloader import Reloader, elapsed_ms
 from ._retire import retire_modules
 from ._watch import Watcher
@@ -99,7 +99,7 @@ class WSGIReloadMiddleware:
             if "text/html" in environ.get("HTTP_ACCEPT", ""):
                 start_response("500 Internal Server Error", [("content-type", "text/html; charset=utf-8")])
                 return [error_page(failing, self.config.admin_path or "").encode()]
-            start_response = _with_header(start_response, ("x-reload-error", _summary(failing)))
+            start_response = _with_header(start_response, ("x-reload-error", error_summary(failing)))
         with self._condition:
             version = self._current
             version.in_flight += 1
@@ -261,8 +261,3 @@ def _with_header(start_response: StartResponse, header: tuple[str, str]) -> Star
         return start_response(status, [*headers, header], *exc_info)
 
     return start_with_header
-
-
-def _summary(error: Mapping[str, Any]) -> str:
-    """One header-safe line: the error's type and message."""
-    return " ".join(f"{error['type']}: {error['message']}".split())[:200].encode("latin-1", "replace").decode("latin-1")
