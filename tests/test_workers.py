@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +50,17 @@ def test_a_post_to_one_worker_reloads_every_worker(tree: AppTree, serve: ServerF
     forced = server.client.post("/__reload?force=1").json()
     assert forced["ok"] is True
     wait_until(lambda: {r.headers["x-reload-version"] for r in each_worker(server, "/").values()} == {"3"})
+
+
+def test_gunicorn_with_uvicorn_workers_reloads_every_worker_on_one_post(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "--bind", "fd://{fd}", "--workers", str(WORKERS)]
+    gunicorn += ["--worker-class", "uvicorn.workers.UvicornWorker", "--graceful-timeout", "5"]
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"}, command=gunicorn)
+    wait_until(lambda: all_listening(server), timeout=20)
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    assert server.client.post("/__reload").json()["ok"] is True
+    wait_until(lambda: {r.text for r in each_worker(server, "/").values()} == {"two"}, timeout=20)
 
 
 def test_every_worker_picks_up_an_edit(tree: AppTree, serve: ServerFactory) -> None:

@@ -7,6 +7,7 @@ its sentinel is.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import sys
@@ -81,6 +82,7 @@ class LeakTracker:
             retired, self._retired = self._retired, []
         if any(ref() is not None for _, refs in retired for ref in refs.values()):
             gc.collect()
+        _release_free_memory()
         leaked: list[dict[str, Any]] = []
         still: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
         for version, refs in retired:
@@ -102,6 +104,26 @@ class LeakTracker:
                 leak["held_by"] or "an unknown referrer",
             )
         return leaked
+
+
+def _release_free_memory() -> None:
+    """Give the heap pages the old version freed back to the system (glibc keeps them otherwise,
+    and resident memory would stay at its high-water mark)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only once something retires: importing the package stays cheap
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
 
 
 def holder_path(sentinel: object) -> str | None:
