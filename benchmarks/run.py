@@ -15,6 +15,8 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import importlib.metadata
 import os
 import platform
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -390,6 +393,75 @@ def section_growth(results: Results, sizes: list[int], edits: int, seconds: int)
         results.chart.setdefault("growth: edit-to-serve median ms", {})[str(modules)] = median
 
 
+def section_request_cost(results: Results, sizes: list[int], calls: int) -> None:
+    """The middleware's own cost per request, in-process and without a network or a framework in
+    the way: a trivial ASGI app called directly, bare and wrapped, with N tracked modules."""
+    table = results.table(
+        f"Per-request cost of the middleware itself (in-process, trivial ASGI app, {calls} calls, best of 3)",
+        ["tracked modules", "bare app us/request", "enabled us/request", "overhead us/request"],
+    )
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="reload-cost-") as directory:
+            bare, enabled, tracked = asyncio.run(_request_cost(Path(directory), size, calls))
+        table.append([str(tracked), f"{bare:.2f}", f"{enabled:.2f}", f"{enabled - bare:+.2f}"])
+        results.chart.setdefault("per-request overhead, us", {})[str(tracked)] = enabled - bare
+
+
+async def _request_cost(root: Path, size: int, calls: int) -> tuple[float, float, int]:
+    package = f"cost_app_{size}"
+    (root / package).mkdir()
+    (root / package / "__init__.py").write_text("")
+    for index in range(size):
+        (root / package / f"m{index}.py").write_text(f"VALUE = {index}\n")
+    imports = "".join(f"from {package} import m{index}\n" for index in range(size))
+    (root / package / "main.py").write_text(imports + TRIVIAL_APP)
+    sys.path.insert(0, str(root))
+    try:
+        from reload_middleware import ReloadMiddleware
+
+        module = importlib.import_module(f"{package}.main")
+        middleware = ReloadMiddleware(f"{package}.main:app", enabled=True, environ={}, watch=False)
+        messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        lifespan = asyncio.create_task(
+            middleware({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, messages.get, _ignore)
+        )
+        await messages.put({"type": "lifespan.startup"})
+        bare = min([await _time_calls(module.app, calls) for _ in range(3)])
+        enabled = min([await _time_calls(middleware, calls) for _ in range(3)])
+        await messages.put({"type": "lifespan.shutdown"})
+        await lifespan
+        return bare, enabled, middleware.status()["tracked_modules"]
+    finally:
+        sys.path.remove(str(root))
+
+
+TRIVIAL_APP = """
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+async def _ignore(message: object) -> None:
+    pass
+
+
+async def _time_calls(app: Any, calls: int) -> float:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    started = time.perf_counter()
+    for _ in range(calls):
+        scope = {"type": "http", "path": "/", "method": "GET", "headers": [], "query_string": b"", "state": {}}
+        await app(scope, receive, _ignore)
+    return (time.perf_counter() - started) / calls * 1e6
+
+
 # -- output ----------------------------------------------------------------------------------------
 
 
@@ -447,6 +519,7 @@ def main() -> None:
         ("throughput", lambda: section_throughput(results, seconds, 5)),
         ("memory", lambda: section_memory(results, 20 if options.quick else 200)),
         ("growth", lambda: section_growth(results, [50, 200, 800], max(3, edits // 2), 3)),
+        ("request cost", lambda: section_request_cost(results, [50, 200, 800], 20_000 if options.quick else 100_000)),
     ]
     for title, run in sections:
         print(f"== {title}", flush=True)
