@@ -286,8 +286,12 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
                 ]
             )
         table.append([label, "uvicorn-hmr", "not measured", "", "", "", "needs Python >= 3.12"])
-        results.chart.setdefault("edit-to-serve, median ms", {}).update(
-            {f"{label}: {tool}": value for tool, value in medians.items()}
+        short = "leaf" if target == LEAF else "common"
+        results.chart.setdefault("edit-to-serve, median ms (log)", {}).update(
+            {
+                f"{short}: {'ours' if tool == 'reload_middleware' else 'uvicorn'}": value
+                for tool, value in medians.items()
+            }
         )
     results.notes.append(
         "uvicorn-hmr, the closest in-process peer, could not be installed: every release requires Python >= 3.12 "
@@ -314,7 +318,7 @@ def section_throughput(results: Results, seconds: int, rounds: int) -> None:
     table = results.table(
         f"Throughput of a minimal endpoint (wrk, 2 threads, 32 connections; {rounds} alternating rounds of "
         f"{seconds} s; 200 modules)",
-        ["setup", "median requests/s", "range", "ratio to bare (medians)"],
+        ["setup", "best requests/s", "median", "range", "ratio to bare (best of each)"],
     )
     wrappers = {"bare app": "main", "disabled middleware": "disabled", "enabled middleware": "asgi"}
     figures: dict[str, list[float]] = {setup: [] for setup in wrappers}
@@ -331,11 +335,15 @@ def section_throughput(results: Results, seconds: int, rounds: int) -> None:
                     figures[setup].append(wrk(f"{server.url}/ping", seconds))
                 finally:
                     server.stop()
-    bare = statistics.median(figures["bare app"])
+    # Interference from the rest of the machine only ever lowers a run's figure: the best run of
+    # each setup is the closest to what it can do, and the ratio of bests the fairest comparison.
+    bare = max(figures["bare app"])
     for setup, values in figures.items():
-        median = statistics.median(values)
-        table.append([setup, f"{median:.0f}", f"{min(values):.0f}-{max(values):.0f}", f"{median / bare:.3f}"])
-        results.chart.setdefault("throughput, median requests/s", {})[setup] = median
+        best, median = max(values), statistics.median(values)
+        table.append(
+            [setup, f"{best:.0f}", f"{median:.0f}", f"{min(values):.0f}-{max(values):.0f}", f"{best / bare:.3f}"]
+        )
+        results.chart.setdefault("throughput, best requests/s", {})[setup] = best
 
 
 def section_memory(results: Results, reloads: int) -> None:
@@ -365,7 +373,7 @@ def section_memory(results: Results, reloads: int) -> None:
 def section_growth(results: Results, sizes: list[int], edits: int, seconds: int) -> None:
     table = results.table(
         "Growth with app size (this package; leaf edits; per-request overhead = 1 - enabled/bare throughput, "
-        "median of 4 rounds in alternating order)",
+        "best of 4 runs each, in alternating order)",
         ["modules", "edit-to-serve median ms", "reload work ms", "per-request overhead"],
     )
     for size in sizes:
@@ -388,9 +396,9 @@ def section_growth(results: Results, sizes: list[int], edits: int, seconds: int)
                     finally:
                         measured.stop()
         median = statistics.median(latencies)
-        overhead = 1 - statistics.median(throughput["asgi"]) / statistics.median(throughput["main"])
+        overhead = 1 - max(throughput["asgi"]) / max(throughput["main"])
         table.append([str(modules), f"{median:.0f}", f"{reload_ms:.1f}", f"{overhead:+.1%}"])
-        results.chart.setdefault("growth: edit-to-serve median ms", {})[str(modules)] = median
+        results.chart.setdefault("edit-to-serve median ms by app size", {})[f"{modules} modules"] = median
 
 
 def section_request_cost(results: Results, sizes: list[int], calls: int) -> None:
@@ -404,7 +412,7 @@ def section_request_cost(results: Results, sizes: list[int], calls: int) -> None
         with tempfile.TemporaryDirectory(prefix="reload-cost-") as directory:
             bare, enabled, tracked = asyncio.run(_request_cost(Path(directory), size, calls))
         table.append([str(tracked), f"{bare:.2f}", f"{enabled:.2f}", f"{enabled - bare:+.2f}"])
-        results.chart.setdefault("per-request overhead, us", {})[str(tracked)] = enabled - bare
+        results.chart.setdefault("middleware cost per request, us", {})[f"{tracked} tracked"] = enabled - bare
 
 
 async def _request_cost(root: Path, size: int, calls: int) -> tuple[float, float, int]:
@@ -498,7 +506,7 @@ def write_chart(results: Results, path: Path) -> None:
         axis.bar(range(len(labels)), list(values.values()), color="#1f6feb")
         axis.set_xticks(range(len(labels)), [label.replace(": ", ":\n") for label in labels], fontsize=8)
         axis.set_title(title, fontsize=10)
-        if "edit-to-serve, median" in title:
+        if "(log)" in title:
             axis.set_yscale("log")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from ._admin import Admin, AdminRequest, AdminResponse
-from ._config import Config, Options, Unpack, is_enabled
+from ._config import Options, Unpack
 from ._errors import ReloadError
-from ._importer import caller_module, import_string_for, load_app
 from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
 from ._loader import LoadedGroup
 from ._page import error_page, error_summary
-from ._reloader import Plan, Reloader, elapsed_ms
+from ._reloader import Plan, elapsed_ms, prepare
 from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
 
@@ -75,15 +74,13 @@ class ReloadMiddleware:
         environ: Mapping[str, str] | None = None,
         **options: Unpack[Options],
     ) -> None:
-        self.enabled = is_enabled(enabled, environ)
-        if not self.enabled:
-            self.app: ASGIApp = load_app(app, factory=factory) if isinstance(app, str) else app
+        self.app: ASGIApp
+        self.app, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
+        self.enabled = reloader is not None
+        if reloader is None:
             return
-        wrapper = caller_module()
-        import_string = app if isinstance(app, str) else import_string_for(app, wrapper)
-        self.config = Config.resolve(environ, factory=factory, **options)
-        self._reloader = Reloader(import_string, self.config, wrapper)
-        self.app = self._reloader.app
+        self._reloader = reloader
+        self.config = reloader.config
         self._detector = self._reloader.detector
         self._admin = Admin(self.config.token, self.config.admin_path or "")
         self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None

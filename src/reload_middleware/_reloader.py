@@ -10,18 +10,18 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from watchfiles import Change
 
-from ._config import Config
+from ._config import Config, Options, is_enabled
 from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, RestartRequired, report_error
 from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
-from ._importer import load_app, split_import_string
+from ._importer import caller_module, import_string_for, load_app, split_import_string
 from ._leaks import LeakTracker
 from ._loader import LoadedGroup, load_group
 from ._trigger import SharedTrigger
@@ -282,6 +282,24 @@ class Reloader:
             report.traceback.rstrip(),
         )
         return report
+
+
+def prepare(
+    app: Any, *, enabled: bool | None, factory: bool, environ: Mapping[str, str] | None, options: Options
+) -> tuple[Any, Reloader | None]:
+    """What a middleware's constructor needs: the plain app and no reloader when reloading is off
+    (a pure pass-through), else the loaded app and its reloader.
+
+    Raises:
+        ConfigError: a bad option or environment value.
+        ImportStringError: the app cannot be imported, or its defining module cannot be found.
+    """
+    if not is_enabled(enabled, environ):
+        return (load_app(app, factory=factory) if isinstance(app, str) else app), None
+    wrapper = caller_module()
+    import_string = app if isinstance(app, str) else import_string_for(app, wrapper)
+    reloader = Reloader(import_string, Config.resolve(environ, factory=factory, **options), wrapper)
+    return reloader.app, reloader
 
 
 def elapsed_ms(started: float) -> float:

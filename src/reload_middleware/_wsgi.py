@@ -16,11 +16,10 @@ from types import ModuleType
 from typing import Any
 
 from ._admin import Admin, AdminRequest, AdminResponse
-from ._config import Config, Options, Unpack, is_enabled
+from ._config import Options, Unpack
 from ._errors import ReloadError
-from ._importer import caller_module, import_string_for, load_app
 from ._page import error_page, error_summary
-from ._reloader import Reloader, elapsed_ms
+from ._reloader import elapsed_ms, prepare
 from ._retire import retire_modules
 from ._watch import Watcher
 
@@ -55,15 +54,13 @@ class WSGIReloadMiddleware:
         environ: Mapping[str, str] | None = None,
         **options: Unpack[Options],
     ) -> None:
-        self.enabled = is_enabled(enabled, environ)
-        if not self.enabled:
-            self.app: WSGIApp = load_app(app, factory=factory) if isinstance(app, str) else app
+        self.app: WSGIApp
+        self.app, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
+        self.enabled = reloader is not None
+        if reloader is None:
             return
-        wrapper = caller_module()
-        import_string = app if isinstance(app, str) else import_string_for(app, wrapper)
-        self.config = Config.resolve(environ, factory=factory, **options)
-        self._reloader = Reloader(import_string, self.config, wrapper)
-        self.app = self._reloader.app
+        self._reloader = reloader
+        self.config = reloader.config
         self._admin = Admin(self.config.token, self.config.admin_path or "")
         self._header_name = self.config.version_header
         self._current = _Version(1, self.app)
