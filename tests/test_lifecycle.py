@@ -196,3 +196,18 @@ def test_too_many_live_versions_make_a_reload_fail_clearly(tree: AppTree, serve:
     wait_until(lambda: len(server.status()["versions"]) == 1)
     assert server.client.post("/__reload").json()["version"] == 3
     assert server.client.get("/").text == "v3 v3"
+
+
+def test_server_shutdown_stops_every_version_once(tree: AppTree, serve: ServerFactory, events: Path) -> None:
+    server = start(tree, serve, events, RELOAD_MIDDLEWARE_RETIRE_TIMEOUT="30")
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5) as websocket:
+        websocket.send("a")
+        assert websocket.recv(timeout=5) == "v1:a"  # holds version 1 alive past the swap
+        edit(tree, "v2")
+        wait_until(lambda: server.client.get("/").text == "v2 v2")
+        assert [v["number"] for v in server.status()["versions"]] == [1, 2]
+        assert lines(events) == ["start v1", "start v2"]
+        server.stop()
+    # uvicorn closes the connections before the lifespan shutdown: version 1 retires as its
+    # websocket ends, then the shutdown stops version 2. Each exactly once.
+    assert lines(events) == ["start v1", "start v2", "stop v1", "stop v2"]
