@@ -1,8 +1,9 @@
 """App versions: one object per build, and the set of live ones with their retirement.
 
-A version owns its app, the module objects it was built from, its lifespan and the state that
-lifespan filled in, and counts its requests in flight. After a swap, the old version retires once
-its last request has ended (or ``retire_timeout`` ran out), running its lifespan shutdown once.
+A version owns its app, its lifespan and the state that lifespan filled in, and counts its requests
+in flight. After a swap, the old version (now also holding the module objects the new one
+replaced) retires once its last request has ended, or ``retire_timeout`` ran out: its lifespan
+shutdown runs once, then its modules are retired (hooks, framework caches, leak check).
 """
 
 from __future__ import annotations

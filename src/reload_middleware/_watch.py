@@ -1,7 +1,7 @@
 """Change detection: which watched files really changed since the version being served was built.
 
-A background thread turns watchfiles events into *candidate* paths; the event loop (or a
-``POST`` on the admin endpoint) later compares candidates against the last loaded fingerprints.
+A background thread turns watchfiles events into *candidate* paths; the reload that follows (or a
+``POST`` on the admin endpoint) compares candidates against the last loaded fingerprints.
 The request path only reads ``ChangeDetector.dirty``: it never stats a file.
 """
 
