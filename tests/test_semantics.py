@@ -265,6 +265,25 @@ def test_dynamic_and_lazy_imports_pick_up_new_code(tree: AppTree, serve: ServerF
     serves(server, ["lazy2", "alpha2"])
 
 
+def test_a_lazily_imported_module_broken_then_fixed_is_served(tree: AppTree, serve: ServerFactory) -> None:
+    write_semantic_app(
+        tree,
+        {
+            "lazy.py": "VALUE = 'lazy1'\n",
+            "report.py": "def report():\n    from PKG import lazy\n\n    return lazy.VALUE\n",
+        },
+    )
+    server = serve()
+    assert server.client.get("/").json() == "lazy1"  # imported now, after start: not yet tracked
+    tree.write("lazy.py", "VALUE = 'lazy2'\ndef broken(:\n")
+    failed(server)
+    assert server.client.get("/").json() == "lazy1"
+    tree.write("lazy.py", "VALUE = 'lazy3'\n")
+    serves(server, "lazy3")
+    tree.write("lazy.py", "VALUE = 'lazy4'\n")
+    serves(server, "lazy4")
+
+
 def test_code_outside_the_watched_directories_is_never_reloaded(tree: AppTree, serve: ServerFactory) -> None:
     write_semantic_app(tree, {"report.py": "import outside_lib\n\ndef report():\n    return outside_lib.VALUE\n"})
     (tree.root / "outside_lib.py").write_text("VALUE = 'outside1'\n")

@@ -142,7 +142,8 @@ class Reloader:
         """
         if sweep or force:
             self.detector.sweep()
-        changes = {**self._discover_modules(), **self.detector.take_changes()}
+        self._discover_modules()
+        changes = self.detector.take_changes()
         changed_modules = self.graph.modules_at(changes)
         if not changed_modules and not force:
             self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
@@ -169,26 +170,24 @@ class Reloader:
         self._refresh_graph_only()
         self.detector.track(self.graph.paths())
 
-    def _discover_modules(self) -> dict[str, Fingerprint | None]:
+    def _discover_modules(self) -> None:
         """Modules imported since the last look (lazily, by a request): start tracking them.
 
         One may have been edited after its import, before we knew of it. Its file's mtime says
-        whether that can be: an edit after our last look counts as a change (at worst one reload
-        too many), an older file is the one that was imported.
+        whether that can be: an edit after our last look counts as a pending change (at worst one
+        reload too many), which stays pending until a reload that includes it succeeds; an older
+        file is the one that was imported.
         """
         since = self._refreshed_ns - _CLOCK_MARGIN_NS
-        known = set(self.graph.paths())
         self._refresh_graph_only()
-        edited: dict[str, Fingerprint | None] = {}
         for path in self.graph.paths():
-            if path in known or self.detector.knows(path):
+            if self.detector.knows(path):
                 continue
             print_ = fingerprint(path)
             if print_ is not None and print_.stat[0] > since:
-                edited[path] = print_
+                self.detector.track_unloaded([path])
             else:
                 self.detector.track([path])
-        return edited
 
     def _refresh_graph_only(self) -> None:
         self._refreshed_ns = time.time_ns()

@@ -108,6 +108,13 @@ class ChangeDetector:
             for path, print_ in prints.items():
                 self._known.setdefault(path, print_)
 
+    def track_unloaded(self, paths: Iterable[str]) -> None:
+        """Track files whose loaded content is unknown: each is a pending change until committed."""
+        with self._lock:
+            for path in paths:
+                self._known.setdefault(path, None)
+                self._pending.add(path)
+
     def knows(self, path: str) -> bool:
         return path in self._known
 
