@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install browser test lint demo demo-flask bench clean
+.PHONY: install browser test lint screenshots demo demo-flask bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 test: lint browser
 	$(BIN)/pytest
+
+# The README's screenshots, taken by the browser tests.
+screenshots: $(STAMP) browser
+	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_browser.py tests/test_cli.py -k "page or screenshot"
 
 demo: $(STAMP)
 	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from reload_middleware import ConfigError
-from reload_middleware._config import Config, is_enabled, parse_flag
+from reload_middleware._config import OPTIONS, Config, is_enabled, parse_flag
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
@@ -61,7 +62,9 @@ def test_explicit_options_win_over_environment() -> None:
         ({"RELOAD_MIDDLEWARE_DRAIN_TIMEOUT": "-1"}, "RELOAD_MIDDLEWARE_DRAIN_TIMEOUT='-1' must be a finite"),
         ({"RELOAD_MIDDLEWARE_STARTUP_TIMEOUT": "nan"}, "RELOAD_MIDDLEWARE_STARTUP_TIMEOUT='nan' must be a finite"),
         ({"RELOAD_MIDDLEWARE_WATCH": "sometimes"}, "RELOAD_MIDDLEWARE_WATCH='sometimes' is not a boolean"),
-        ({"RELOAD_MIDDLEWARE_ADMIN_PATH": "reload"}, "admin_path='reload' must start with '/'"),
+        ({"RELOAD_MIDDLEWARE_ADMIN_PATH": "reload"}, "RELOAD_MIDDLEWARE_ADMIN_PATH='reload' must start with '/'"),
+        ({"RELOAD_MIDDLEWARE_BUILD_TIMEOUT": "0"}, "RELOAD_MIDDLEWARE_BUILD_TIMEOUT='0' must be more than 0"),
+        ({"RELOAD_MIDDLEWARE_MAX_VERSIONS": "1"}, "RELOAD_MIDDLEWARE_MAX_VERSIONS='1' must be 2 or more"),
         ({"RELOAD_MIDDLEWARE_VERSION_HEADER": "x version"}, "not a valid header name"),
         ({"RELOAD_MIDDLEWARE_WATCH_DIRS": "/no/such/dir"}, "'/no/such/dir' does not exist"),
     ],
@@ -69,3 +72,26 @@ def test_explicit_options_win_over_environment() -> None:
 def test_bad_values_are_clear_errors(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         Config.resolve(environ)
+
+
+def test_an_explicit_bad_value_is_named_as_the_keyword_the_user_wrote() -> None:
+    with pytest.raises(ConfigError, match=r"^drain_timeout=-1 must be a finite number"):
+        Config.resolve({"RELOAD_MIDDLEWARE_DRAIN_TIMEOUT": "5"}, drain_timeout=-1)
+
+
+def test_a_token_with_surrounding_white_space_is_refused_without_repeating_it() -> None:
+    with pytest.raises(ConfigError, match="RELOAD_MIDDLEWARE_TOKEN must not start or end with white space") as info:
+        Config.resolve({"RELOAD_MIDDLEWARE_TOKEN": "s3cret "})
+    assert "s3cret" not in str(info.value)
+
+
+def test_an_unknown_option_is_an_error_that_lists_the_options() -> None:
+    with pytest.raises(ConfigError, match=r"unknown option.*drain_timout.*drain_timeout"):
+        Config.resolve({}, drain_timout=1)
+
+
+def test_every_declared_option_is_a_config_field_with_the_same_default() -> None:
+    fields = {field.name: field.default for field in dataclasses.fields(Config)}
+    assert set(fields) == {"factory", *(option.name for option in OPTIONS)}
+    for option in OPTIONS:
+        assert fields[option.name] == option.default, option.name

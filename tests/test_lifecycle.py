@@ -113,7 +113,7 @@ def test_drain_first_finishes_old_requests_before_new_ones_start(
     thread.start()
     wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
     edit(tree, "v2")
-    wait_until(lambda: server.status()["reloads"] == 1 or server.status()["versions"][0]["state"] == "draining")
+    wait_until(lambda: server.status()["reloading"])
     # This request arrives while v1 still runs /slow: it waits at the gate, then v2 serves it.
     fresh = server.client.get("/")
     thread.join(10)
@@ -174,28 +174,32 @@ def test_a_websocket_stays_on_its_version_then_is_closed_with_1012(
     wait_until(lambda: lines(events) == ["start v1", "start v2", "stop v1"])
 
 
-def test_too_many_live_versions_make_a_reload_fail_clearly(tree: AppTree, serve: ServerFactory, events: Path) -> None:
+def test_at_max_versions_the_oldest_versions_websocket_is_closed_and_the_reload_goes_on(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
     server = start(
         tree,
         serve,
         events,
         RELOAD_MIDDLEWARE_MAX_VERSIONS="2",
-        RELOAD_MIDDLEWARE_DRAIN_TIMEOUT="0.5",
-        RELOAD_MIDDLEWARE_RETIRE_TIMEOUT="30",
+        RELOAD_MIDDLEWARE_RETIRE_TIMEOUT="60",
     )
     with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5) as websocket:
         websocket.send("a")
         assert websocket.recv(timeout=5) == "v1:a"
         edit(tree, "v2")
         wait_until(lambda: server.client.get("/").text == "v2 v2")
+        assert [v["number"] for v in server.status()["versions"]] == [1, 2]
         edit(tree, "v3")
-        wait_until(lambda: server.status()["last_error"] is not None)
-        assert "max_versions=2" in server.status()["last_error"]["message"]
-        assert server.client.get("/").text == "v2 v2"
-    # Once the websocket is gone, v1 retires and the pending edit goes through on the next check.
-    wait_until(lambda: len(server.status()["versions"]) == 1)
-    assert server.client.post("/__reload").json()["version"] == 3
-    assert server.client.get("/").text == "v3 v3"
+        # No request waits for the websocket: version 1 is made to go, and v3 serves.
+        wait_until(lambda: server.client.get("/").text == "v3 v3", timeout=5)
+        with pytest.raises(ConnectionClosed) as closed:
+            websocket.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1012
+    assert server.status()["last_error"] is None
+    wait_until(lambda: [v["number"] for v in server.status()["versions"]] == [3])
+    assert "max_versions=2" in server.log()
 
 
 def test_server_shutdown_stops_every_version_once(tree: AppTree, serve: ServerFactory, events: Path) -> None:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import ConfigError
 from reload_middleware._trigger import SharedTrigger, private_directory
 
 
 @pytest.fixture(autouse=True)
 def temporary_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return tmp_path
 
 
@@ -23,20 +24,32 @@ def test_the_directory_is_created_private(temporary_root: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o770, 0o777])
-def test_a_directory_others_can_enter_is_refused(temporary_root: Path, mode: int) -> None:
-    directory = temporary_root / f"reload-middleware-{os.getuid()}"
-    directory.mkdir()
-    directory.chmod(mode)
-    with pytest.raises(ConfigError, match="not a private directory"):
-        private_directory()
+def test_a_directory_others_can_enter_is_never_used_and_a_private_one_is(
+    temporary_root: Path, mode: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    planted = temporary_root / f"reload-middleware-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(mode)
+    directory = private_directory()
+    assert directory == temporary_root / "home" / ".cache" / "reload-middleware"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert "not a private directory" in caplog.text
 
 
-def test_a_symlink_planted_in_its_place_is_refused(temporary_root: Path) -> None:
+def test_a_symlink_planted_in_its_place_is_never_used(temporary_root: Path) -> None:
     elsewhere = temporary_root / "elsewhere"
     elsewhere.mkdir(mode=0o700)
     (temporary_root / f"reload-middleware-{os.getuid()}").symlink_to(elsewhere)
-    with pytest.raises(ConfigError, match="not a private directory"):
-        private_directory()
+    assert private_directory() == temporary_root / "home" / ".cache" / "reload-middleware"
+
+
+def test_the_trigger_file_is_removed_when_its_server_stops() -> None:
+    trigger = SharedTrigger("app.main:app")
+    trigger.fire(force=False)
+    assert trigger.path.exists()
+    trigger.remove()
+    assert not trigger.path.exists()
+    trigger.remove()  # twice is fine: every worker of a server removes it
 
 
 def test_a_signal_reaches_other_workers_once_and_not_its_sender() -> None:

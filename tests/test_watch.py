@@ -37,7 +37,7 @@ def test_content_change_stays_pending_until_committed(tmp_path: Path) -> None:
     first = detector.take_changes()
     assert list(first) == [str(path)]
     # A failed reload commits nothing: the next check (say, after another file is fixed) retries it.
-    detector.notice([])
+    detector.abort()
     assert list(detector.take_changes()) == [str(path)]
     detector.commit(first)
     detector.notice([str(path)])
@@ -95,3 +95,28 @@ def test_filter_never_covers_installed_code() -> None:
     source_filter = SourceFilter([Path("/")], [])
     assert not source_filter.covers(os.path.join(site_packages, "starlette", "applications.py"))
     assert not source_filter.covers(os.__file__)
+
+
+def test_a_save_during_a_reload_stays_pending_after_that_reload(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("X = 1\n")
+    detector = _detector(path)
+    path.write_text("X = 2\n")
+    detector.notice([str(path)])
+    taken = detector.take_changes()
+    path.write_text("X = 33\n")  # saved while the reload that took X = 2 imports
+    detector.notice([str(path)])
+    detector.commit(taken)
+    assert detector.dirty
+    assert list(detector.take_changes()) == [str(path)]
+
+
+def test_a_deferred_change_stays_pending_without_asking_for_a_reload(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("X = 1\n")
+    detector = _detector(path)
+    path.write_text("X = 2\n")
+    detector.notice([str(path)])
+    detector.defer(detector.take_changes())
+    assert not detector.dirty
+    assert detector.pending() == {str(path)}

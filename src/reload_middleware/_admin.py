@@ -1,7 +1,8 @@
 """The admin endpoint, independent of ASGI or WSGI: access control, status and reload answers.
 
-The middlewares parse the request into an ``AdminRequest``, ask ``refusal()`` whether to serve it,
-run the reload themselves (async or threaded) and render the answer here.
+The middlewares build an ``AdminRequest`` from the ASGI scope or the WSGI environ and hand it to
+``AdminEndpoint.handle()`` (ASGI from a worker thread): the one place that decides, reloads and
+renders. The error page shown while a reload is failing is rendered here too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ._page import login_page, status_page
+from ._errors import ErrorReport
+from ._page import error_page, error_summary, login_page, status_page
+from ._pipeline import Pipeline
 
 _FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 _LOOPBACK_NAMES = ("localhost",)
@@ -32,6 +35,34 @@ class AdminRequest:
 
     def wants_html(self) -> bool:
         return "text/html" in self.headers.get("accept", "")
+
+    @classmethod
+    def from_scope(cls, scope: Mapping[str, Any]) -> AdminRequest:
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        client = scope.get("client")
+        return cls._make(scope["method"], scope.get("query_string", b"").decode("latin-1"), headers, client)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any]) -> AdminRequest:
+        headers = {
+            key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers[key.replace("_", "-").lower()] = str(environ[key])
+        client = (environ["REMOTE_ADDR"], 0) if environ.get("REMOTE_ADDR") else None
+        return cls._make(
+            str(environ.get("REQUEST_METHOD", "GET")), str(environ.get("QUERY_STRING", "")), headers, client
+        )
+
+    @classmethod
+    def _make(cls, method: str, query: str, headers: dict[str, str], client: Any) -> AdminRequest:
+        has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+        return cls(method, query, headers, client[0] if client else None, has_body)
 
 
 @dataclass(frozen=True)
@@ -142,3 +173,50 @@ class Admin:
         if request.wants_html():  # a form on the status page: show the page again, with the outcome
             return AdminResponse(303, b"", "text/plain", [("location", self._path)])
         return AdminResponse.json(200 if outcome["ok"] else 500, outcome)
+
+
+class AdminEndpoint:
+    """Decides who may use the endpoint, runs what it asks for, and renders the answers."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        config = pipeline.config
+        self._pipeline = pipeline
+        self._admin = Admin(config.token, config.admin_path or "")
+        self._version_header = config.version_header
+
+    def handle(self, request: AdminRequest) -> AdminResponse:
+        """Answer one request; a ``POST`` reloads and waits for the outcome (call it off the event loop)."""
+        response = self._admin.refusal(request)
+        if response is None:
+            force = self._admin.parse_force(request)
+            if isinstance(force, AdminResponse):
+                response = force
+            elif request.method == "GET":
+                response = self._admin.render_status(request, self._pipeline.status())
+            else:
+                outcome = self._pipeline.request(force=force, sweep=True).wait()
+                self._pipeline.reloader.tell_other_workers(force)
+                response = self._admin.render_reload(request, outcome.as_dict() if outcome else {"ok": False})
+        if self._version_header is not None:
+            number = str(self._pipeline.versions.current.number)
+            response = AdminResponse(
+                response.status,
+                response.body,
+                response.content_type,
+                [*response.headers, (self._version_header, number)],
+            )
+        return response
+
+
+def failure_page(report: ErrorReport, admin_path: str) -> AdminResponse:
+    """What a browser gets while the latest reload is failing."""
+    return AdminResponse(500, error_page(report.as_dict(), admin_path).encode(), "text/html")
+
+
+def failure_header(report: ErrorReport) -> tuple[str, str]:
+    """What an API client gets beside the old version's answer while the latest reload is failing."""
+    return ("x-reload-error", error_summary(report.as_dict()))
+
+
+REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
+REASONS |= {405: "Method Not Allowed", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}

@@ -1,37 +1,30 @@
-"""ASGI middleware: route each request to the current app version, reload between requests.
+"""ASGI middleware: route each request to the serving app version and count it.
 
-The per-request path is a flag check, an in-flight count and a call; everything that scales with
-the number of modules runs in the watcher thread or inside a reload.
+The per-request path is one attribute read (``pipeline.gate``), an in-flight count and a call;
+reloading itself belongs to the pipeline (``_pipeline.py``), shared with the WSGI middleware.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+import contextlib
+from collections.abc import Mapping
 from typing import Any
 
-from ._admin import Admin, AdminRequest, AdminResponse
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+
+from ._admin import AdminEndpoint, AdminRequest, AdminResponse, failure_header, failure_page
 from ._config import Options, Unpack
-from ._errors import ReloadError
-from ._lifespan import Lifespan, LifespanFailed, LifespanUnsupported
-from ._loader import LoadedGroup
-from ._page import error_page, error_summary
-from ._reloader import Plan, elapsed_ms, prepare
-from ._versions import AppVersion, VersionSet
-from ._watch import Watcher
+from ._lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
+from ._pipeline import Pipeline
+from ._reloader import Reloader, prepare
+from ._types import ASGIApp, Message, Receive, Scope, Send
+from ._versions import AppVersion
+from ._warmup import warm_up
 
-logger = logging.getLogger("reload_middleware")
-
-WARMUP_PATH = "/__reload_middleware_warmup__"
-WARMUP_TIMEOUT = 5.0
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+SERVICE_RESTART = 1012  # the websocket close code for "the server is restarting"
 
 
 class ReloadMiddleware:
@@ -42,19 +35,23 @@ class ReloadMiddleware:
         enabled: overrides ``RELOAD_MIDDLEWARE``; when off, this is a pure pass-through.
         factory: the import string names a callable that returns the app.
         watch: watch files and reload by itself (``RELOAD_MIDDLEWARE_WATCH``); off, only a ``POST``
-            to the admin endpoint reloads.
+            to the admin endpoint reloads, and no request ever waits for a build.
         watch_dirs: directories whose modules are reloadable; default: the app's top-level package.
         exclude: glob patterns of files never reloaded.
         admin_path: path of the admin endpoint, ``None`` for none.
         token: bearer token the admin endpoint requires (``RELOAD_MIDDLEWARE_TOKEN``).
         version_header: response header naming the serving version, ``None`` for none.
-        drain_timeout: seconds a swap waits for the old version's HTTP requests to finish.
+        build_timeout: seconds a build (importing the changed modules) may take; past it the build
+            is stopped and the old version serves on. In watch mode it is also the longest a
+            request waits for a new version.
+        drain_timeout: seconds a swap waits for the old version's requests the server is still
+            computing (never for uploads, streamed responses or websockets: their client sets the pace).
         startup_timeout: seconds a version's lifespan startup (or shutdown) may take.
         retire_timeout: seconds an old version may keep long-lived connections (streams,
             websockets) open; then its websockets are closed with code 1012 and it retires.
         overlap: swap at once, without waiting for the old version's requests to finish.
-        max_versions: how many versions may be alive at once; a reload beyond that waits (up to
-            ``drain_timeout``) for an old one to retire, then fails.
+        max_versions: how many versions may be alive at once; beyond that the oldest one's
+            long-lived connections are closed and it retires.
         error_page: while the latest reload is broken, show browsers an error page (API clients
             get the old version and an ``x-reload-error`` header).
         warmup: before the swap, send the new app one request that matches no route, so that
@@ -74,317 +71,261 @@ class ReloadMiddleware:
         environ: Mapping[str, str] | None = None,
         **options: Unpack[Options],
     ) -> None:
-        self.app: ASGIApp
-        self.app, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
+        bare, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
         self.enabled = reloader is not None
         if reloader is None:
-            return
-        self._reloader = reloader
-        self.config = reloader.config
-        self._detector = self._reloader.detector
-        self._admin = Admin(self.config.token, self.config.admin_path or "")
-        self._header_name = self.config.version_header.encode("latin-1") if self.config.version_header else None
-        self._versions = VersionSet(
-            self._new_version(1, self.app),
-            self._reloader.leaks,
-            retire_timeout=self.config.retire_timeout,
-            stop_timeout=self.config.startup_timeout,
-        )
-        self._lock = asyncio.Lock()
-        self._reloading: asyncio.Task[dict[str, Any]] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._watcher: Watcher | None = None
-        self._lifespan_scope: Scope | None = None
+            self._bare: ASGIApp = bare
+        else:
+            self._setup(reloader)  # the first version holds the app: nothing else may keep it alive
 
-    def _new_version(self, number: int, app: ASGIApp) -> AppVersion:
-        header = (self._header_name, str(number).encode()) if self._header_name else None
-        return AppVersion(number, app, header)
+    @property
+    def app(self) -> ASGIApp:
+        """The app serving now: the current version's when reloading is on."""
+        if self.enabled:
+            return self._pipeline.versions.current.app  # type: ignore[no-any-return]
+        return self._bare
+
+    def _setup(self, reloader: Reloader) -> None:
+        self.enabled = True
+        self.config = config = reloader.config
+        self._runtime = AsgiRuntime()
+        name = config.version_header.encode("latin-1") if config.version_header else None
+        self._pipeline = Pipeline(
+            reloader, self._runtime, lambda number: (name, str(number).encode()) if name else None
+        )
+        self._admin = AdminEndpoint(self._pipeline)
+        self._admin_path = config.admin_path
+        self._wait_limit = config.build_timeout
+
+    @classmethod
+    def from_reloader(cls, reloader: Reloader) -> ReloadMiddleware:
+        """A middleware around an app already loaded (``reloadable()`` runs a factory only once)."""
+        middleware = cls.__new__(cls)
+        middleware._setup(reloader)
+        return middleware
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
-            await self.app(scope, receive, send)
+            await self._bare(scope, receive, send)
             return
         kind = scope["type"]
         if kind == "lifespan":
             await self._serve_lifespan(scope, receive, send)
             return
-        if kind == "http" and scope["path"] == self.config.admin_path:
-            await self._serve_admin(scope, receive, send)
+        if kind == "http" and scope["path"] == self._admin_path:
+            await self._serve_admin(scope, send)
             return
-        if self._loop is None:
-            self._start_watching()
-        if self._detector.dirty or self._reloading is not None:
-            await self._reload_settled()
-        if self._reloader.failing is not None and kind == "http":
-            failing_send = await self._while_failing(self._reloader.failing, scope, send)
-            if failing_send is None:
+        pipeline = self._pipeline
+        if not pipeline.started:
+            pipeline.start()
+        gate = pipeline.gate
+        if gate is not None:
+            await anyio.to_thread.run_sync(gate.wait, self._wait_limit, abandon_on_cancel=True)
+        if pipeline.failing is not None and kind == "http":
+            if b"text/html" in _header(scope, b"accept"):
+                await _respond(send, failure_page(pipeline.failing, self._admin_path or ""))
                 return
-            send = failing_send
-        version = self._versions.current
-        is_http = kind == "http"
+            name, value = failure_header(pipeline.failing)
+            send = _adding_header(send, "http.response.start", (name.encode(), value.encode("latin-1")))
+        version = pipeline.versions.current
         if version.state is not None:
             scope = {**scope, "state": dict(version.state)}
-        header = version.header
-        if header is not None and kind in ("http", "websocket"):
-            marker = "http.response.start" if is_http else "websocket.accept"
-
-            async def send_with_version(message: Message) -> None:
-                if message["type"] == marker:
-                    message["headers"] = [*message.get("headers", ()), header]
-                await send(message)
-
-            target: Send = send_with_version
+        if kind == "http":
+            exchange = _HttpExchange(version, receive, send)
+            try:
+                await version.app(scope, exchange.receive, exchange.send)
+            finally:
+                exchange.end()
+        elif kind == "websocket":
+            websocket = _WebsocketExchange(version, send)
+            try:
+                await version.app(scope, receive, websocket.send)
+            finally:
+                websocket.end()
         else:
-            target = send
-        if kind == "websocket":
-            version.websockets.add(send)
-        version.enter(is_http)
-        try:
-            await version.app(scope, receive, target)
-        finally:
-            version.leave(is_http)
-            version.websockets.discard(send)
+            await version.app(scope, receive, send)
 
-    async def _while_failing(self, error: dict[str, Any], scope: Scope, send: Send) -> Send | None:
-        """The latest reload failed: a browser gets the error page (``None``: it was sent), an API
-        client the old version plus a header that says so."""
-        accept = next((value for name, value in scope.get("headers", ()) if name == b"accept"), b"")
-        if b"text/html" in accept:
-            body = error_page(error, self.config.admin_path or "").encode()
-            headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return None
-        header = (b"x-reload-error", error_summary(error).encode("latin-1"))
+    def status(self) -> dict[str, Any]:
+        return self._pipeline.status()
 
-        async def send_with_error(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        return send_with_error
-
-    # -- reloading -------------------------------------------------------------------------------
-
-    async def _reload_settled(self) -> None:
-        """Wait for the reload in progress, or start one for the change just detected."""
-        for _ in range(2):  # a change noticed during a reload gets one more; then serve
-            if self._reloading is None and not self._detector.dirty:
-                return
-            await asyncio.shield(self._reload_task())
-
-    def _reload_task(self, *, force: bool = False, sweep: bool = False) -> asyncio.Task[dict[str, Any]]:
-        if self._reloading is None or force or sweep:
-            task = asyncio.get_running_loop().create_task(self.reload(force=force, sweep=sweep))
-            self._reloading = task
-
-            def clear(done: asyncio.Task[dict[str, Any]]) -> None:
-                if self._reloading is done:
-                    self._reloading = None
-
-            task.add_done_callback(clear)
-        return self._reloading
-
-    async def reload(self, *, force: bool = False, sweep: bool = False) -> dict[str, Any]:
-        """Check for changes and reload now: detect, plan, load, start, drain, swap, retire.
-
-        Returns the admin endpoint's answer: ``ok``, ``version``, ``reloaded``, ``duration_ms``, ``error``.
-        """
-        async with self._lock:
-            started = time.perf_counter()
-            reloader = self._reloader
-            versions = self._versions
-            try:
-                if not await versions.wait_for_room(self.config.max_versions, self.config.drain_timeout):
-                    raise ReloadError(
-                        f"{len(versions.live)} versions are still running requests "
-                        f"(max_versions={self.config.max_versions}); try again when they have finished"
-                    )
-                # The build runs in a worker thread, so that requests in flight on the old version
-                # (streams, websockets) keep flowing while the new modules import.
-                loaded = await asyncio.to_thread(self._plan_and_build, force, sweep)
-                if loaded is None:
-                    return self._outcome(True, [], started, None)
-                plan, group = loaded
-            except Exception as exc:
-                return self._outcome(False, [], started, reloader.fail(exc).as_dict())
-            version = self._new_version(versions.current.number + 1, group.app)
-            try:
-                await self._start(version)
-            except LifespanUnsupported:
-                pass  # an app without lifespan support simply has nothing to start
-            except Exception as exc:
-                group.rollback()
-                return self._outcome(False, [], started, reloader.fail(exc).as_dict())
-            if self.config.warmup:
-                await self._warm_up(version)
-            record = reloader.commit(plan, group, version.number, elapsed_ms(started))
-            # Drain first: new arrivals wait on this reload while the old version's requests finish.
-            if not self.config.overlap and not await versions.current.http_drained(self.config.drain_timeout):
-                logger.warning(
-                    "version %d still had requests after %g s; swapping anyway",
-                    versions.current.number,
-                    self.config.drain_timeout,
-                )
-            versions.swap(version, group.old_modules)
-            self.app = version.app
-            return self._outcome(True, record.modules, started, None)
-
-    def _plan_and_build(self, force: bool, sweep: bool) -> tuple[Plan, LoadedGroup] | None:
-        plan = self._reloader.plan(force=force, sweep=sweep)
-        return None if plan is None else (plan, self._reloader.build(plan))
-
-    def _outcome(self, ok: bool, modules: list[str], started: float, error: Any) -> dict[str, Any]:
-        return self._reloader.outcome(ok, self._versions.current.number, modules, started, error)
-
-    async def _start(self, version: AppVersion) -> None:
-        """Run a version's lifespan startup with a scope and a state of its own.
-
-        Every version, the first too, gets a copy of the server's lifespan scope: frameworks write
-        into it (Starlette stores its app and router there), and what one version wrote must
-        neither reach the next one nor keep it alive after it retired.
-
-        Raises:
-            LifespanUnsupported: the app does not do lifespan; it starts without.
-            LifespanFailed: the app reported a failed startup, or took too long.
-        """
-        if self._lifespan_scope is None:
-            return
-        scope = dict(self._lifespan_scope)
-        if "state" in scope:
-            version.state = scope["state"] = {}
-        lifespan = Lifespan(version.app, scope)
-        await lifespan.startup(self.config.startup_timeout)
-        version.lifespan = lifespan
-
-    async def _warm_up(self, version: AppVersion) -> None:
-        """Send the new app one request for a path no route matches, before it serves anyone.
-
-        Frameworks that set routes up lazily (FastAPI compiles each route on its first match) then
-        do it here rather than on a user's first request: 58 ms for 64 routers, measured. No
-        endpoint runs: the answer is a 404, and it is thrown away.
-        """
-        scope: Scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": WARMUP_PATH,
-            "raw_path": WARMUP_PATH.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"reload-middleware-warmup")],
-            "client": ("127.0.0.1", 0),
-            "server": ("127.0.0.1", 0),
-        }
-        if version.state is not None:
-            scope["state"] = dict(version.state)
-
-        async def receive() -> Message:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: Message) -> None:
-            pass
-
-        try:
-            await asyncio.wait_for(version.app(scope, receive, send), WARMUP_TIMEOUT)
-        except Exception as exc:  # a warm-up is a favour: it never fails a reload
-            logger.debug("warm-up request of version %d failed: %r", version.number, exc)
-
-    # -- watching --------------------------------------------------------------------------------
-
-    def _start_watching(self) -> None:
-        """Start the watcher thread: for edited files (unless watching is off), and always for
-        the trigger that other worker processes fire."""
-        self._loop = loop = asyncio.get_running_loop()
-
-        def on_change() -> None:  # in the watcher thread
-            loop.call_soon_threadsafe(self._on_change_detected)
-
-        def on_trigger() -> None:  # in the watcher thread
-            loop.call_soon_threadsafe(self._on_trigger)
-
-        self._watcher = self._reloader.watcher(on_change, on_trigger)
-        self._watcher.start()
-
-    def _on_change_detected(self) -> None:
-        if self._detector.dirty:
-            self._reload_task()
-
-    def _on_trigger(self) -> None:
-        signal = self._reloader.trigger.take()
-        if signal is not None:
-            logger.info("another worker asked for a reload%s", " of everything" if signal.force else "")
-            self._reload_task(force=signal.force, sweep=True)
-
-    # -- lifespan --------------------------------------------------------------------------------
+    async def _serve_admin(self, scope: Scope, send: Send) -> None:
+        request = AdminRequest.from_scope(scope)
+        # A POST waits for a reload: off the event loop, which keeps serving meanwhile.
+        response = await anyio.to_thread.run_sync(self._admin.handle, request, abandon_on_cancel=True)
+        await _respond(send, response)
 
     async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] != "lifespan.startup":
             return
-        self._lifespan_scope = scope
-        try:
-            await self._start(self._versions.current)
-        except LifespanUnsupported as exc:
+        pipeline = self._pipeline
+        # The warm-up runs on the backend the server runs: anyio's AsyncIOBackend or TrioBackend.
+        self._runtime.backend = anyio.lowlevel.current_token().backend_class.__name__.removesuffix("Backend").lower()
+        unsupported: LifespanUnsupported | None = None
+        async with anyio.create_task_group() as task_group:
+            session = LifespanSession(scope, task_group, self.config.startup_timeout)
+            try:
+                await session.start(pipeline.versions.current)
+            except LifespanUnsupported as exc:
+                unsupported = exc
+            except LifespanFailed as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            if unsupported is None:
+                self._runtime.session = session
+                pipeline.start()
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown: the server is stopping
+                self._runtime.session = None
+                await anyio.to_thread.run_sync(pipeline.close)
+                failure = await _stop_all(session, pipeline)
+                task_group.cancel_scope.cancel()
+                if failure is None:
+                    await send({"type": "lifespan.shutdown.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.failed", "message": failure})
+        if unsupported is not None:
             # Transparent: the server sees the same exception the bare app would have raised.
-            self._lifespan_scope = None
-            self._start_watching()
-            raise exc.__cause__ or exc from None
-        except LifespanFailed as exc:
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            pipeline.start()
+            raise unsupported.__cause__ or unsupported from None
+
+
+async def _stop_all(session: LifespanSession, pipeline: Pipeline) -> str | None:
+    """Server shutdown: stop every live version, newest first; the first failure, if any."""
+    failure: str | None = None
+    for version in sorted(pipeline.versions.live, key=lambda v: v.number, reverse=True):
+        try:
+            await session.stop(version)
+        except Exception as exc:
+            failure = failure or f"version {version.number}: {exc}"
+    return failure
+
+
+class AsgiRuntime:
+    """Starts and stops versions on the server's event loop, for the pipeline's thread."""
+
+    def __init__(self) -> None:
+        self.session: LifespanSession | None = None
+        self.backend = "asyncio"
+
+    def start(self, version: AppVersion) -> None:
+        session = self.session
+        if session is None:
             return
-        self._start_watching()
-        await send({"type": "lifespan.startup.complete"})
-        await receive()  # lifespan.shutdown: the server is stopping
-        if self._watcher is not None:
-            self._watcher.stop()
-        failure = await self._versions.shutdown()
-        if failure is None:
-            await send({"type": "lifespan.shutdown.complete"})
-        else:
-            await send({"type": "lifespan.shutdown.failed", "message": failure})
+        with contextlib.suppress(LifespanUnsupported):  # an app without lifespan has nothing to start
+            session.call(session.start, version)
 
-    # -- admin -----------------------------------------------------------------------------------
+    def stop(self, version: AppVersion) -> None:
+        session = self.session
+        if session is not None and version.lifespan is not None:
+            session.call(session.stop, version)
 
-    def status(self) -> dict[str, Any]:
-        listening = self._watcher is not None and self._watcher.running
-        versions = [version.describe() for version in self._versions.live]
-        return self._reloader.status(self._versions.current.number, versions, listening)
+    def warm_up(self, version: AppVersion, timeout: float) -> None:
+        warm_up(version.app, version.state, timeout, self.backend)
 
-    async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", ()):
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        client = scope.get("client")
-        request = AdminRequest(
-            method=scope["method"],
-            query_string=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-            client_host=client[0] if client else None,
-            has_body=headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers,
-        )
-        response = self._admin.refusal(request)
-        if response is None:
-            force = self._admin.parse_force(request)
-            if isinstance(force, AdminResponse):
-                response = force
-            elif request.method == "GET":
-                response = self._admin.render_status(request, self.status())
-            else:
-                outcome = await asyncio.shield(self._reload_task(force=force, sweep=True))
-                self._reloader.tell_other_workers(force)
-                response = self._admin.render_reload(request, outcome)
-        header = self._versions.current.header
-        extra = [(header[0], header[1])] if header else []
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.all_headers()] + extra,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+
+class _HttpExchange:
+    """One HTTP request's accounting: in flight until it ends, computing until its response starts
+    (except while it waits for its body), and closable once it streams."""
+
+    __slots__ = ("_closed", "_computing", "_receive", "_send", "_version")
+
+    def __init__(self, version: AppVersion, receive: Receive, send: Send) -> None:
+        self._version = version
+        self._receive = receive
+        self._send = send
+        self._computing = True
+        self._closed = False
+        with version.lock:
+            version.in_flight += 1
+            version.computing += 1
+
+    async def receive(self) -> Message:
+        if not self._computing:
+            return await self._receive()
+        version = self._version
+        with version.lock:
+            version.computing -= 1  # the client sets the pace of its body
+        try:
+            return await self._receive()
+        finally:
+            with version.lock:
+                version.computing += 1
+
+    async def send(self, message: Message) -> None:
+        version = self._version
+        if message["type"] == "http.response.start":
+            if version.header is not None:
+                message["headers"] = [*message.get("headers", ()), version.header]
+            if self._computing:
+                self._computing = False
+                with version.lock:
+                    version.computing -= 1
+        elif self._closed:
+            raise OSError(f"the stream was closed: version {version.number} of the app was retired")
+        elif message.get("more_body") and self not in version.connections:
+            with version.lock:
+                version.connections[self] = self._close
+        await self._send(message)
+
+    def _close(self) -> None:
+        self._closed = True
+
+    def end(self) -> None:
+        version = self._version
+        with version.lock:
+            version.in_flight -= 1
+            if self._computing:
+                version.computing -= 1
+            version.connections.pop(self, None)
+
+
+class _WebsocketExchange:
+    """A websocket: long-lived from the start, closed with 1012 if its version must go."""
+
+    __slots__ = ("_send", "_token", "_version")
+
+    def __init__(self, version: AppVersion, send: Send) -> None:
+        self._version = version
+        self._send = send
+        self._token = anyio.lowlevel.current_token()
+        with version.lock:
+            version.in_flight += 1
+            version.connections[self] = self._close
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "websocket.accept" and self._version.header is not None:
+            message["headers"] = [*message.get("headers", ()), self._version.header]
+        await self._send(message)
+
+    def _close(self) -> None:  # from the pipeline's thread
+        with contextlib.suppress(Exception):  # the client, or the loop, may be gone already
+            anyio.from_thread.run(self._send_close, token=self._token)
+
+    async def _send_close(self) -> None:
+        await self._send({"type": "websocket.close", "code": SERVICE_RESTART, "reason": "new version"})
+
+    def end(self) -> None:
+        version = self._version
+        with version.lock:
+            version.in_flight -= 1
+            version.connections.pop(self, None)
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    return next((value for key, value in scope.get("headers", ()) if key == name), b"")
+
+
+def _adding_header(send: Send, on: str, header: tuple[bytes, bytes]) -> Send:
+    async def send_with_header(message: Message) -> None:
+        if message["type"] == on:
+            message["headers"] = [*message.get("headers", ()), header]
+        await send(message)
+
+    return send_with_header
+
+
+async def _respond(send: Send, response: AdminResponse) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.all_headers()]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,7 +1,10 @@
 """Options and environment, validated with clear errors.
 
-Every option resolves the same way: an explicit keyword argument wins, then the
-``RELOAD_MIDDLEWARE_*`` environment variable, then the default.
+Every option is declared once, in ``OPTIONS``: its name, its parser for the environment, its
+default and its check. It resolves the same way for both middlewares: an explicit keyword argument
+wins, then the ``RELOAD_MIDDLEWARE_*`` environment variable, then the default. An error names what
+the user actually set: the keyword (``drain_timeout=-1``) or the variable
+(``RELOAD_MIDDLEWARE_DRAIN_TIMEOUT='-1'``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -46,6 +49,7 @@ class Options(TypedDict, total=False):
     admin_path: str | None
     token: str | None
     version_header: str | None
+    build_timeout: float
     drain_timeout: float
     startup_timeout: float
     retire_timeout: float
@@ -55,7 +59,7 @@ class Options(TypedDict, total=False):
     warmup: bool
 
 
-__all__ = ["UNSET", "Config", "Options", "Unpack", "is_enabled"]
+__all__ = ["OPTIONS", "UNSET", "Config", "Options", "Unpack", "is_enabled"]
 
 
 def parse_flag(key: str, value: str) -> bool:
@@ -70,12 +74,9 @@ def parse_flag(key: str, value: str) -> bool:
 
 def parse_seconds(key: str, value: str) -> float:
     try:
-        seconds = float(value)
+        return float(value)
     except ValueError:
         raise ConfigError(f"{key}={value!r} is not a number of seconds") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ConfigError(f"{key}={value!r} must be a finite number of seconds, 0 or more")
-    return seconds
 
 
 def parse_count(key: str, value: str) -> int:
@@ -85,8 +86,93 @@ def parse_count(key: str, value: str) -> int:
         raise ConfigError(f"{key}={value!r} is not a whole number") from None
 
 
-def parse_list(value: str, separator: str) -> list[str]:
-    return [item.strip() for item in value.split(separator) if item.strip()]
+def _parse_text(key: str, value: str) -> str | None:
+    return value or None
+
+
+def _parse_dirs(key: str, value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(os.pathsep) if item.strip())
+
+
+def _parse_globs(key: str, value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+# Each check gets what the user wrote, as ``name=value`` or ``VARIABLE='value'``, for its message.
+def _check_seconds(given: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ConfigError(f"{given} must be a finite number of seconds, 0 or more")
+
+
+def _check_positive_seconds(given: str, value: Any) -> None:
+    _check_seconds(given, value)
+    if value == 0:
+        raise ConfigError(f"{given} must be more than 0 seconds")
+
+
+def _check_admin_path(given: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+        raise ConfigError(f"{given} must start with '/'")
+
+
+def _check_header_name(given: str, value: Any) -> None:
+    if value is not None and (
+        not isinstance(value, str) or not value.isascii() or not value.replace("-", "").isalnum()
+    ):
+        raise ConfigError(f"{given} is not a valid header name")
+
+
+def _check_max_versions(given: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ConfigError(f"{given} must be 2 or more: the serving version and a new one")
+
+
+def _check_token(given: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or value != value.strip()):
+        raise ConfigError(f"{given} must not start or end with white space: no request could ever match it")
+
+
+def _check_dirs(given: str, value: Any) -> None:
+    for directory in value:
+        if not Path(directory).is_dir():
+            raise ConfigError(f"{given}: watch directory {str(directory)!r} does not exist or is not a directory")
+
+
+def _no_check(given: str, value: Any) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Option(Generic[T]):
+    """One option: keyword ``name``, variable ``RELOAD_MIDDLEWARE_<NAME>``, how to read and check it."""
+
+    name: str
+    parse: Callable[[str, str], T]
+    default: T
+    check: Callable[[str, Any], None] = _no_check
+    secret: bool = False  # never repeat the value in a message
+
+    @property
+    def variable(self) -> str:
+        return f"{ENV_PREFIX}_{self.name.upper()}"
+
+
+OPTIONS: tuple[Option[Any], ...] = (
+    Option("watch", parse_flag, True),
+    Option("watch_dirs", _parse_dirs, (), _check_dirs),
+    Option("exclude", _parse_globs, ()),
+    Option("admin_path", _parse_text, "/__reload", _check_admin_path),
+    Option("token", _parse_text, None, _check_token, secret=True),
+    Option("version_header", _parse_text, "x-reload-version", _check_header_name),
+    Option("build_timeout", parse_seconds, 5.0, _check_positive_seconds),
+    Option("drain_timeout", parse_seconds, 30.0, _check_seconds),
+    Option("startup_timeout", parse_seconds, 30.0, _check_seconds),
+    Option("retire_timeout", parse_seconds, 60.0, _check_seconds),
+    Option("overlap", parse_flag, False),
+    Option("max_versions", parse_count, 4, _check_max_versions),
+    Option("error_page", parse_flag, False),
+    Option("warmup", parse_flag, True),
+)
 
 
 def is_enabled(enabled: bool | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -99,7 +185,7 @@ def is_enabled(enabled: bool | None = None, environ: Mapping[str, str] | None = 
 
 @dataclass(frozen=True)
 class Config:
-    """Resolved options of one middleware."""
+    """Resolved options of one middleware (defaults as declared in ``OPTIONS``)."""
 
     factory: bool = False
     watch: bool = True
@@ -108,6 +194,7 @@ class Config:
     admin_path: str | None = "/__reload"
     token: str | None = None
     version_header: str | None = "x-reload-version"
+    build_timeout: float = 5.0
     drain_timeout: float = 30.0
     startup_timeout: float = 30.0
     retire_timeout: float = 60.0
@@ -117,73 +204,31 @@ class Config:
     warmup: bool = True
 
     @classmethod
-    def resolve(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        *,
-        factory: bool = False,
-        watch: bool | Unset = UNSET,
-        watch_dirs: Sequence[str | os.PathLike[str]] | Unset = UNSET,
-        exclude: Sequence[str] | Unset = UNSET,
-        admin_path: str | Unset | None = UNSET,
-        token: str | Unset | None = UNSET,
-        version_header: str | Unset | None = UNSET,
-        drain_timeout: float | Unset = UNSET,
-        startup_timeout: float | Unset = UNSET,
-        retire_timeout: float | Unset = UNSET,
-        overlap: bool | Unset = UNSET,
-        max_versions: int | Unset = UNSET,
-        error_page: bool | Unset = UNSET,
-        warmup: bool | Unset = UNSET,
-    ) -> Config:
-        env = _Environment(os.environ if environ is None else environ)
-        resolved_dirs = env.pick(watch_dirs, "WATCH_DIRS", lambda k, v: parse_list(v, os.pathsep), ())
-        config = cls(
-            factory=factory,
-            watch=env.pick(watch, "WATCH", parse_flag, True),
-            watch_dirs=tuple(Path(d).resolve() for d in resolved_dirs),
-            exclude=tuple(env.pick(exclude, "EXCLUDE", lambda k, v: parse_list(v, ","), ())),
-            admin_path=env.pick(admin_path, "ADMIN_PATH", lambda k, v: v or None, cls.admin_path),
-            token=env.pick(token, "TOKEN", lambda k, v: v or None, None),
-            version_header=env.pick(version_header, "VERSION_HEADER", lambda k, v: v or None, cls.version_header),
-            drain_timeout=env.pick(drain_timeout, "DRAIN_TIMEOUT", parse_seconds, cls.drain_timeout),
-            startup_timeout=env.pick(startup_timeout, "STARTUP_TIMEOUT", parse_seconds, cls.startup_timeout),
-            retire_timeout=env.pick(retire_timeout, "RETIRE_TIMEOUT", parse_seconds, cls.retire_timeout),
-            overlap=env.pick(overlap, "OVERLAP", parse_flag, False),
-            max_versions=env.pick(max_versions, "MAX_VERSIONS", parse_count, cls.max_versions),
-            error_page=env.pick(error_page, "ERROR_PAGE", parse_flag, False),
-            warmup=env.pick(warmup, "WARMUP", parse_flag, True),
-        )
-        config._validate()
-        return config
+    def resolve(cls, environ: Mapping[str, str] | None = None, *, factory: bool = False, **explicit: Any) -> Config:
+        """Resolve every option: ``explicit`` keyword arguments, then ``environ``, then defaults.
 
-    def _validate(self) -> None:
-        if self.admin_path is not None and not self.admin_path.startswith("/"):
-            raise ConfigError(f"admin_path={self.admin_path!r} must start with '/'")
-        if self.version_header is not None and (
-            not self.version_header.isascii() or not self.version_header.replace("-", "").isalnum()
-        ):
-            raise ConfigError(f"version_header={self.version_header!r} is not a valid header name")
-        if self.max_versions < 2:
-            raise ConfigError(
-                f"max_versions={self.max_versions!r} must be 2 or more: the serving version and a new one"
-            )
-        for name in ("drain_timeout", "startup_timeout", "retire_timeout"):
-            value = getattr(self, name)
-            if not 0 <= value < float("inf"):
-                raise ConfigError(f"{name}={value!r} must be a finite number of seconds, 0 or more")
-        for directory in self.watch_dirs:
-            if not directory.is_dir():
-                raise ConfigError(f"watch directory {str(directory)!r} does not exist or is not a directory")
-
-
-class _Environment:
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def pick(self, explicit: T | Unset, suffix: str, parse: Callable[[str, str], T], default: T) -> T:
-        if not isinstance(explicit, Unset):
-            return explicit
-        key = f"{ENV_PREFIX}_{suffix}"
-        raw = self._environ.get(key)
-        return default if raw is None else parse(key, raw)
+        Raises:
+            ConfigError: an unknown option, or a value that cannot be used (naming where it came from).
+        """
+        known = {option.name: option for option in OPTIONS}
+        unknown = sorted(set(explicit) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}; the options are {', '.join(known)}")
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            given = explicit.get(option.name, UNSET)
+            if not isinstance(given, Unset):
+                value, name, shown = given, option.name, given
+            elif option.variable in environ:
+                raw = environ[option.variable]
+                value, name, shown = option.parse(option.variable, raw), option.variable, raw
+            else:
+                continue
+            if option.name in ("watch_dirs", "exclude"):
+                value = tuple(value)
+            option.check(name if option.secret else f"{name}={shown!r}", value)
+            values[option.name] = value
+        if "watch_dirs" in values:
+            values["watch_dirs"] = tuple(Path(directory).resolve() for directory in values["watch_dirs"])
+        return cls(factory=factory, **values)

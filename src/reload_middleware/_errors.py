@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class ReloadError(Exception):
@@ -29,6 +30,17 @@ class RestartRequired(ReloadError):
     """A changed file cannot be reloaded in-process (an extension module, the wrapper module, ...)."""
 
 
+class BuildTimeout(ReloadError):
+    """A build (or a warm-up) did not finish within its time limit; the old version serves on."""
+
+
+class Interrupted(BaseException):
+    """Raised inside a build thread that ran past its time limit.
+
+    A ``BaseException``, so that the user's ``except Exception`` around a loop does not swallow it.
+    """
+
+
 @dataclass(frozen=True)
 class ErrorReport:
     """What the admin endpoint and the log say about a failed reload."""
@@ -38,6 +50,7 @@ class ErrorReport:
     traceback: str
     file: str | None
     line: int | None
+    time: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -46,6 +59,29 @@ class ErrorReport:
             "traceback": self.traceback,
             "file": self.file,
             "line": self.line,
+            "time": self.time,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one reload attempt, as the admin endpoint and ``trigger`` see it."""
+
+    ok: bool
+    version: int
+    reloaded: tuple[str, ...] = ()
+    duration_ms: float = 0.0
+    error: ErrorReport | None = None
+    restart_required: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "version": self.version,
+            "reloaded": list(self.reloaded),
+            "duration_ms": round(self.duration_ms, 3),
+            "error": self.error.as_dict() if self.error else None,
+            "restart_required": list(self.restart_required),
         }
 
 
@@ -60,6 +96,8 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     # the innermost cause says why, and carries the user's file and line.
     while isinstance(cause, ReloadError) and cause.__cause__ is not None:
         cause = cause.__cause__
+    # An interrupted build: our message says why (the time limit), the interruption says where.
+    named = exc if isinstance(cause, Interrupted) else cause
     file: str | None = None
     line: int | None = None
     if isinstance(cause, SyntaxError) and cause.filename:
@@ -71,15 +109,16 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     summary = traceback.TracebackException.from_exception(cause)
     # The import machinery's frames, and ours, say nothing about what to fix: show the user's.
     summary.stack = traceback.StackSummary.from_list(
-        [frame for frame in summary.stack if not _is_machinery(frame.filename)]
+        [frame for frame in summary.stack if not is_machinery(frame.filename)]
     )
     text = "".join(summary.format())
-    return ErrorReport(type(cause).__name__, str(cause), text, file, line)
+    return ErrorReport(type(named).__name__, str(named) or type(named).__name__, text, file, line)
 
 
 _OWN_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep
 
 
-def _is_machinery(filename: str) -> bool:
+def is_machinery(filename: str) -> bool:
+    """Frames of the import machinery and of this package: nothing for the user to fix there."""
     return filename.startswith(("<frozen importlib", _OWN_DIRECTORY, _IMPORTLIB))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
-logger = logging.getLogger("reload_middleware")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Hook = Callable[[], object]

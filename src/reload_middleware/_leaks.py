@@ -18,7 +18,7 @@ from collections import deque
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
-logger = logging.getLogger("reload_middleware")
+logger = logging.getLogger(__name__)
 
 SENTINEL_NAME = "__reload_middleware_retired__"
 _MAX_REFERRER_SCANS = 40  # each scan walks the whole heap: keep the search small

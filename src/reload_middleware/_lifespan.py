@@ -1,89 +1,102 @@
-"""Drive one app version's ASGI lifespan from inside the middleware.
+"""Drive app versions' ASGI lifespans from inside the middleware, on the server's event loop.
 
 Modelled on asgi-lifespan's manager: a queue-fed ``receive``, events set on ``*.complete`` and
-``*.failed``, every wait bounded, and a crash of the app releases every waiter.
+``*.failed``, every wait bounded, a crash releases every waiter; and "unsupported" only when the
+app raised before it ever called ``receive()``. Everything runs through anyio, so asyncio and trio
+servers alike; the pipeline's thread reaches the loop through the session's token.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Callable, Coroutine, MutableMapping
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
 
 from ._errors import ReloadError
+from ._versions import AppVersion
 
 Message = MutableMapping[str, Any]
+T = TypeVar("T")
 
 
 class LifespanUnsupported(ReloadError):
-    """The app raised before finishing startup without saying it failed: per the ASGI spec it does
-    not support lifespan. The original exception is the cause."""
+    """The app raised before it called ``receive()``: per the ASGI spec it does not support lifespan.
+    The original exception is the cause."""
 
 
 class LifespanFailed(ReloadError):
-    """The app reported ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``, or timed out."""
+    """The app reported ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``, raised during
+    startup or shutdown, or took too long."""
 
 
 class Lifespan:
-    """One app's lifespan task: ``startup()`` once, ``shutdown()`` once."""
+    """One app version's lifespan task: ``startup()`` once, ``shutdown()`` once."""
 
     def __init__(self, app: Any, scope: Message) -> None:
         self._app = app
         self._scope = scope
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
-        self._started = asyncio.Event()
-        self._stopped = asyncio.Event()
+        self._send_stream, self._receive_stream = anyio.create_memory_object_stream[Message](2)
+        self._started = anyio.Event()
+        self._stopped = anyio.Event()
+        self._cancel_scope = anyio.CancelScope()
+        self._receive_called = False
         self._failure: str | None = None
-        self._task: asyncio.Task[None] | None = None
         self._crash: BaseException | None = None
+        self._shutting_down = False
 
-    async def startup(self, timeout: float) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        await self._queue.put({"type": "lifespan.startup"})
-        await self._wait(self._started, "startup", timeout)
+    async def startup(self, task_group: anyio.abc.TaskGroup, limit: float) -> None:
+        task_group.start_soon(self._run)
+        await self._send_stream.send({"type": "lifespan.startup"})
+        await self._wait(self._started, "startup", limit)
 
-    async def shutdown(self, timeout: float) -> None:
-        if self._task is None or self._task.done():
+    async def shutdown(self, limit: float) -> None:
+        """Run the shutdown once, however many callers ask (retirement and server shutdown may)."""
+        if self._shutting_down or self._stopped.is_set():
             return
-        await self._queue.put({"type": "lifespan.shutdown"})
-        await self._wait(self._stopped, "shutdown", timeout)
-        # A conforming app returns after shutdown.complete; give it the same bound to do so.
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-
-    async def _wait(self, event: asyncio.Event, phase: str, timeout: float) -> None:
+        self._shutting_down = True
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            self._cancel()
-            raise LifespanFailed(f"lifespan {phase} did not finish within {timeout:g} s") from None
+            await self._send_stream.send({"type": "lifespan.shutdown"})
+        except anyio.ClosedResourceError:
+            return  # the app's lifespan has already returned
+        await self._wait(self._stopped, "shutdown", limit)
+
+    async def _wait(self, event: anyio.Event, phase: str, limit: float) -> None:
+        with anyio.move_on_after(limit) as waited:
+            await event.wait()
+        if waited.cancelled_caught:
+            self._cancel_scope.cancel()
+            raise LifespanFailed(f"lifespan {phase} did not finish within {limit:g} s")
         if self._failure is not None:
             raise LifespanFailed(self._failure or f"lifespan {phase} failed")
         if self._crash is not None:
-            if phase == "startup":
-                raise LifespanUnsupported(f"{type(self._crash).__name__}: {self._crash}") from self._crash
-            raise self._crash
-
-    def _cancel(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+            crash = self._crash
+            if phase == "startup" and not self._receive_called:
+                raise LifespanUnsupported(f"{type(crash).__name__}: {crash}") from crash
+            raise LifespanFailed(f"lifespan {phase} raised {type(crash).__name__}: {crash}") from crash
 
     async def _run(self) -> None:
         try:
-            await self._app(self._scope, self._receive, self._send)
-        except BaseException as exc:
+            with self._cancel_scope:
+                await self._app(self._scope, self._receive, self._send)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:  # reported to whoever waits, never raised into the task group
             if self._failure is None:
                 self._crash = exc
-            if isinstance(exc, asyncio.CancelledError):
-                raise
         finally:
             # Whatever happened, nobody may wait forever on an app that is gone.
             self._started.set()
             self._stopped.set()
+            self._send_stream.close()
+            self._receive_stream.close()
 
     async def _receive(self) -> Message:
-        return await self._queue.get()
+        self._receive_called = True
+        return await self._receive_stream.receive()
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
@@ -93,3 +106,35 @@ class Lifespan:
             self._started.set()
         elif kind.startswith("lifespan.shutdown."):
             self._stopped.set()
+
+
+class LifespanSession:
+    """The server's lifespan session: versions start and stop here, on the server's event loop.
+
+    Every version, the first too, gets a copy of the server's lifespan scope and a state of its
+    own: frameworks write into the scope (Starlette stores its app and router there), and what one
+    version wrote must neither reach the next one nor keep it alive after it retired.
+    """
+
+    def __init__(self, scope: Message, task_group: anyio.abc.TaskGroup, timeout: float) -> None:
+        self._scope = scope
+        self._task_group = task_group
+        self._timeout = timeout
+        self._token = anyio.lowlevel.current_token()
+
+    async def start(self, version: AppVersion) -> None:
+        """Raises ``LifespanUnsupported`` or ``LifespanFailed``."""
+        scope = dict(self._scope)
+        if "state" in scope:
+            version.state = scope["state"] = {}
+        lifespan = Lifespan(version.app, scope)
+        await lifespan.startup(self._task_group, self._timeout)
+        version.lifespan = lifespan
+
+    async def stop(self, version: AppVersion) -> None:
+        if isinstance(version.lifespan, Lifespan):
+            await version.lifespan.shutdown(self._timeout)
+
+    def call(self, function: Callable[[AppVersion], Coroutine[Any, Any, T]], version: AppVersion) -> T:
+        """Run ``function(version)`` on the session's loop, from another thread."""
+        return anyio.from_thread.run(function, version, token=self._token)

@@ -14,7 +14,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -28,14 +28,64 @@ class LoadedGroup:
     app: Any
     old_modules: dict[str, ModuleType]
     new_modules: dict[str, ModuleType]
-    _snapshot: dict[str, ModuleType]
-    _unbound: list[tuple[ModuleType, str, ModuleType]]
-    after_rollback: list[Callable[[], object]] = field(default_factory=list)
+    rollback: Callable[[], None]
 
-    def rollback(self) -> None:
-        """Undo a load whose app could not start: the old modules serve on."""
+
+class GroupLoad:
+    """One attempt to import ``group`` anew: ``run()`` it (in any thread), ``restore()`` to undo it.
+
+    ``restore()`` may be called from another thread while ``run()`` is stuck, and again when it
+    ends: each time ``sys.modules`` is put back to the snapshot taken here.
+    """
+
+    def __init__(self, group: Iterable[str], changed_paths: Iterable[str] = ()) -> None:
+        self._members = set(group)
+        self._changed_paths = list(changed_paths)
+        self._snapshot: dict[str, ModuleType] | None = None
+        self._unbound: list[tuple[ModuleType, str, ModuleType]] = []
+        self.after_restore: list[Callable[[], object]] = []
+
+    def run(self, load_app: Callable[[], Any], eager: Iterable[str] = ()) -> LoadedGroup:
+        """Remove the group from ``sys.modules`` and call ``load_app`` to import it anew.
+
+        Members the app root does not reach (the old version imported them lazily) stay unloaded,
+        as in a fresh process, until something imports them again; except the ``eager`` ones (the
+        edited modules), imported afterwards so that an error in them fails this reload, not a
+        later request.
+
+        Raises:
+            BuildError: from the original exception, whatever it was (``SystemExit`` and
+                ``KeyboardInterrupt`` too: at import they are a broken module, not a request to
+                stop the server); ``sys.modules`` is then exactly as before.
+        """
+        # The snapshot is taken here, in the thread that imports, right before the first change.
+        snapshot = self._snapshot = dict(sys.modules)
+        order = [name for name in snapshot if name in self._members]
+        old_modules = {name: snapshot[name] for name in order}
+        for path in self._changed_paths:
+            _remove_stale_bytecode(path)
+        self._unbound = _unbind_from_parents(old_modules)
+        for name in order:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+        eager = set(eager)
+        try:
+            app = load_app()
+            for name in order:
+                if name in eager and name not in sys.modules and _source_exists(old_modules[name]):
+                    importlib.import_module(name)
+        except BaseException as exc:
+            self.restore()
+            raise BuildError(f"{type(exc).__name__}: {exc}") from exc
+        new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
+        return LoadedGroup(app, old_modules, new_modules, self.restore)
+
+    def restore(self) -> None:
+        """Undo the load: the old modules serve on."""
+        if self._snapshot is None:
+            return  # nothing was changed yet
         restore_modules(self._snapshot, self._unbound)
-        for callback in self.after_rollback:
+        for callback in self.after_restore:
             callback()
 
 
@@ -45,38 +95,8 @@ def load_group(
     changed_paths: Iterable[str] = (),
     eager: Iterable[str] = (),
 ) -> LoadedGroup:
-    """Remove ``group`` from ``sys.modules`` and call ``load_app`` to import it anew.
-
-    Members the app root does not reach (the old version imported them lazily) stay unloaded, as
-    in a fresh process, until something imports them again; except the ``eager`` ones (the edited
-    modules), imported afterwards so that an error in them fails this reload, not a later request.
-
-    Raises:
-        BuildError: from the original exception; ``sys.modules`` is then exactly as before.
-    """
-    snapshot = dict(sys.modules)
-    members = set(group)
-    order = [name for name in snapshot if name in members]
-    old_modules = {name: snapshot[name] for name in order}
-    for path in changed_paths:
-        _remove_stale_bytecode(path)
-    unbound = _unbind_from_parents(old_modules)
-    for name in order:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-    eager = set(eager)
-    try:
-        app = load_app()
-        for name in order:
-            if name in eager and name not in sys.modules and _source_exists(old_modules[name]):
-                importlib.import_module(name)
-    except BaseException as exc:
-        restore_modules(snapshot, unbound)
-        if not isinstance(exc, Exception):
-            raise
-        raise BuildError(f"{type(exc).__name__}: {exc}") from exc
-    new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
-    return LoadedGroup(app, old_modules, new_modules, snapshot, unbound)
+    """Import ``group`` anew in this thread (see ``GroupLoad.run``)."""
+    return GroupLoad(group, changed_paths).run(load_app, eager)
 
 
 def _unbind_from_parents(modules: Mapping[str, ModuleType]) -> list[tuple[ModuleType, str, ModuleType]]:

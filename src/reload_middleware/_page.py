@@ -122,7 +122,10 @@ def error_page(error: Mapping[str, Any], admin_path: str) -> str:
 
 def error_summary(error: Mapping[str, Any]) -> str:
     """One header-safe line for API clients: the error's type and message."""
-    line = " ".join(f"{error['type']}: {error['message']}".split())[:200]
+    text = f"{error['type']}: {error['message']}"
+    # Only printable characters: a control character (an ANSI colour code in a message) makes
+    # servers reject the header, and the old version's answer with it.
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())[:200]
     return line.encode("latin-1", "replace").decode("latin-1")
 
 

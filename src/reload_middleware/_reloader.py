@@ -1,7 +1,8 @@
-"""The engine the ASGI and WSGI middlewares share: detect, plan and load, with no I/O framework.
+"""The engine under the reload pipeline: detect, plan and load, with no I/O framework.
 
 It knows which files changed, which modules that affects, and how to build the app anew from
-fresh modules; starting, swapping and draining versions belong to the middleware on top.
+fresh modules; building in bounded time, starting, swapping and retiring versions belong to the
+pipeline on top (``_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from typing import Any
 from watchfiles import Change
 
 from ._config import Config, Options, is_enabled
-from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, RestartRequired, report_error
+from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, report_error
 from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
 from ._importer import caller_module, import_string_for, load_app, split_import_string
 from ._leaks import LeakTracker
-from ._loader import LoadedGroup, load_group
+from ._loader import GroupLoad, LoadedGroup
 from ._trigger import SharedTrigger
 from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs, fingerprint
 
-logger = logging.getLogger("reload_middleware")
+logger = logging.getLogger(__name__)
 
 _OWN_PACKAGE = __name__.rpartition(".")[0]
 LEAK_CHECK_DELAY = 2.0  # seconds after the last retirement
@@ -37,38 +38,17 @@ _CLOCK_MARGIN_NS = 50_000_000
 
 @dataclass(frozen=True)
 class Plan:
-    """One reload to attempt: the files that changed and the module group they affect."""
+    """One reload to attempt: the files that changed and the module group they affect.
+
+    ``restart_required`` names changed modules left out because this process cannot reload them
+    (with the reason); they stay pending, and block nothing else.
+    """
 
     changes: dict[str, Fingerprint | None]
     changed_modules: frozenset[str]
     group: frozenset[str]
     forced: bool = False
-
-
-@dataclass
-class ReloadRecord:
-    modules: list[str]
-    changed: list[str]
-    duration_ms: float
-    time: float
-    version: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "modules": self.modules,
-            "changed": self.changed,
-            "duration_ms": round(self.duration_ms, 3),
-            "time": self.time,
-            "version": self.version,
-        }
-
-
-@dataclass
-class ReloadStats:
-    reloads: int = 0
-    last_reload: ReloadRecord | None = None
-    last_error: ErrorReport | None = None
-    failures: int = 0
+    restart_required: tuple[str, ...] = ()
 
 
 class Reloader:
@@ -98,9 +78,6 @@ class Reloader:
         self._refresh()
         self.trigger = SharedTrigger(import_string)
         self.leaks = LeakTracker(LEAK_CHECK_DELAY)
-        # The error of the latest reload while it is unresolved, for the error page.
-        self.failing: dict[str, Any] | None = None
-        self.stats = ReloadStats()
 
     def _is_protected(self, name: str) -> bool:
         return name in (self._wrapper_module, "__main__") or name.split(".")[0] == _OWN_PACKAGE
@@ -108,7 +85,7 @@ class Reloader:
     def is_user_file(self, path: str) -> bool:
         return self.filter.covers(os.path.realpath(path))
 
-    def watcher(self, on_change: Callable[[], None], on_trigger: Callable[[], None]) -> Watcher:
+    def watcher(self, on_change: Callable[[], object], on_trigger: Callable[[], object]) -> Watcher:
         """A watcher thread: ``on_change`` when watched files may have changed (unless watching is
         off), ``on_trigger`` when another worker process asks for a reload."""
         trigger_path = str(self.trigger.path)
@@ -137,8 +114,9 @@ class Reloader:
     def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:
         """What to reload now, or ``None`` when nothing changed.
 
-        Raises:
-            RestartRequired: a changed file cannot be reloaded in this process.
+        Changed modules this process cannot reload (an extension module, the wrapper module, a
+        module imported by one that declared itself not reloadable) are left out of the plan and
+        named in ``restart_required``; they stay pending.
         """
         if sweep or force:
             self.detector.sweep()
@@ -148,22 +126,33 @@ class Reloader:
         if not changed_modules and not force:
             self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
             return None
+        restart_required: list[str] = []
+        reloadable: set[str] = set()
+        group: set[str] = set()
         for name in sorted(changed_modules):
             tracked = self.graph.modules[name]
+            affected = {other for other in self.graph.affected([name]) if not self._is_protected(other)}
+            blocked = sorted(other for other in affected if not self.graph.modules[other].reloadable)
             if not tracked.reloadable:
                 reason = "an extension module" if tracked.is_extension else "not reloadable"
-                raise RestartRequired(f"{name} ({tracked.path}) changed and is {reason}: restart the server")
+                restart_required.append(f"{name} ({tracked.path}) changed and is {reason}: restart the server")
+            elif blocked:
+                restart_required.append(
+                    f"{name} changed and is imported by {', '.join(blocked)}, which declared itself not "
+                    "reloadable: restart the server"
+                )
+            else:
+                reloadable.add(name)
+                group |= affected
+        planned = {self.graph.modules[name].path for name in reloadable}
+        self.detector.defer(path for path in changes if path not in planned)
+        changes = {path: print_ for path, print_ in changes.items() if path in planned}
         if force:
             group = {name for name, tracked in self.graph.modules.items() if tracked.reloadable}
-        else:
-            group = {name for name in self.graph.affected(changed_modules) if not self._is_protected(name)}
-        blocked = sorted(name for name in group if not self.graph.modules[name].reloadable)
-        if blocked:
-            raise RestartRequired(
-                f"{', '.join(blocked)} declared itself not reloadable but imports a changed module: restart the server"
-            )
+        elif not reloadable:
+            return Plan(changes, frozenset(), frozenset(), restart_required=tuple(restart_required))
         group.add(self.root_module)
-        return Plan(changes, frozenset(changed_modules), frozenset(group), forced=force)
+        return Plan(changes, frozenset(reloadable), frozenset(group), force, tuple(restart_required))
 
     def _refresh(self) -> None:
         """Re-read ``sys.modules`` and remember the files of every module found there."""
@@ -193,72 +182,38 @@ class Reloader:
         self._refreshed_ns = time.time_ns()
         self.graph.refresh()
 
-    def build(self, plan: Plan) -> LoadedGroup:
+    def begin(self, plan: Plan) -> GroupLoad:
+        """The load of the plan's group, ready to ``build`` (in whichever thread runs it)."""
+        return GroupLoad(plan.group, changed_paths=plan.changes)
+
+    def build(self, plan: Plan, load: GroupLoad) -> LoadedGroup:
         """Import the plan's group anew; ``sys.modules`` is untouched if this raises ``BuildError``."""
         with recording_hooks() as registered:
             try:
-                group = load_group(
-                    plan.group,
-                    lambda: load_app(self.import_string, factory=self.config.factory),
-                    changed_paths=plan.changes,
-                    eager=plan.changed_modules,
+                group = load.run(
+                    lambda: load_app(self.import_string, factory=self.config.factory), plan.changed_modules
                 )
             except BuildError:
                 run_hooks(registered)  # undo what the discarded modules registered at import
                 raise
-        group.after_rollback.append(lambda: run_hooks(registered))
+        load.after_restore.append(lambda: run_hooks(registered))
         return group
 
-    def commit(self, plan: Plan, loaded: LoadedGroup, version: int, duration_ms: float) -> ReloadRecord:
+    def _load_app(self) -> Any:
+        return load_app(self.import_string, factory=self.config.factory)
+
+    def commit(self, plan: Plan, loaded: LoadedGroup) -> None:
         """The new version serves: remember what it was built from."""
         self.detector.commit(plan.changes)
         self._refresh()
         self.app = loaded.app
-        record = ReloadRecord(
-            modules=sorted(loaded.new_modules),
-            changed=sorted(plan.changed_modules),
-            duration_ms=duration_ms,
-            time=time.time(),
-            version=version,
-        )
-        self.stats.reloads += 1
-        self.stats.last_reload = record
-        logger.warning(
-            "Reloaded %s: %d module(s) in %.1f ms, now serving version %d",
-            ", ".join(record.changed) or "everything (forced)",
-            len(record.modules),
-            duration_ms,
-            version,
-        )
-        return record
 
-    def outcome(self, ok: bool, version: int, modules: list[str], started: float, error: Any) -> dict[str, Any]:
-        """The answer to a reload (the admin endpoint's JSON), remembering a failure for the error page."""
-        if self.config.error_page:
-            self.failing = None if ok else error
-        return {
-            "ok": ok,
-            "version": version,
-            "reloaded": modules,
-            "duration_ms": round(elapsed_ms(started), 3) if modules or not ok else 0.0,
-            "error": error,
-        }
+    def abort(self) -> None:
+        """The attempt failed: its changes are pending again, for the next attempt."""
+        self.detector.abort()
 
-    def status(self, version: int, versions: list[dict[str, Any]], listening: bool) -> dict[str, Any]:
-        """The admin endpoint's status JSON, given what only the middleware knows."""
-        stats = self.stats
-        return {
-            "version": version,
-            "reloads": stats.reloads,
-            "failures": stats.failures,
-            "last_reload": stats.last_reload.as_dict() if stats.last_reload else None,
-            "last_error": stats.last_error.as_dict() if stats.last_error else None,
-            "tracked_modules": len(self.graph.modules),
-            "watching": self.config.watch and listening,
-            "process": {"pid": os.getpid(), "shared_trigger": str(self.trigger.path), "listening": listening},
-            "versions": versions,
-            "leaked_versions": self.leaks.leaked,
-        }
+    def report(self, exc: BaseException) -> ErrorReport:
+        return report_error(exc, self.is_user_file)
 
     def tell_other_workers(self, force: bool) -> None:
         """After a reload asked for by POST: every other worker process of this server reloads too."""
@@ -266,21 +221,6 @@ class Reloader:
             self.trigger.fire(force=force)
         except OSError as exc:
             logger.warning("could not ask other worker processes to reload: %s", exc)
-
-    def fail(self, exc: BaseException) -> ErrorReport:
-        """Record a failed reload; the caller keeps the old version serving."""
-        report = report_error(exc, self.is_user_file)
-        self.stats.last_error = report
-        self.stats.failures += 1
-        where = f" at {report.file}:{report.line}" if report.file else ""
-        logger.error(
-            "Reload failed, the old version keeps serving: %s: %s%s\n%s",
-            report.type,
-            report.message,
-            where,
-            report.traceback.rstrip(),
-        )
-        return report
 
 
 def prepare(

@@ -2,22 +2,27 @@
 
 Under ``uvicorn --workers N`` (or gunicorn) each worker is a process with its own middleware. A
 ``POST`` reaches one of them; that worker reloads and then writes the trigger file, which every
-worker watches, so that the others reload too. The file lives in a directory private to this user
-(created 0700 and checked), and is keyed by the app and the parent process that all workers share.
+worker watches, so that the others reload too. The file lives in a directory private to this user,
+is keyed by the app, the parent process and the working directory, and carries the listening
+sockets of the worker that wrote it: only workers of the same server (which inherited the same
+sockets) act on it, so two servers of one app started from one shell stay independent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import socket
 import stat
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import ConfigError
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,40 +39,79 @@ class SharedTrigger:
         self._seen: str | None = None
 
     def fire(self, *, force: bool) -> None:
-        """Ask every other worker to reload (``force``: the whole app)."""
+        """Ask every other worker of this server to reload (``force``: the whole app)."""
         nonce = uuid.uuid4().hex
         self._seen = nonce
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            json.dump({"nonce": nonce, "force": force, "pid": os.getpid()}, file)
+            data = {"nonce": nonce, "force": force, "pid": os.getpid(), "sockets": sorted(listening_sockets())}
+            json.dump(data, file)
         os.replace(temporary, self.path)
 
     def take(self) -> Signal | None:
-        """The signal another worker wrote since we last looked, if any."""
+        """The signal another worker of this server wrote since we last looked, if any."""
         try:
             with open(self.path, encoding="utf-8") as file:
                 data = json.load(file)
             signal = Signal(str(data["nonce"]), bool(data["force"]))
+            theirs = set(data.get("sockets") or ())
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if signal.nonce == self._seen:
             return None
         self._seen = signal.nonce
+        ours = listening_sockets()
+        if ours and theirs and not ours & theirs:
+            return None  # another server of the same app, started from the same place
         return signal
+
+    def remove(self) -> None:
+        """The server stops: leave nothing behind."""
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def listening_sockets() -> set[str]:
+    """Identities (``socket:[inode]``) of this process's listening sockets; empty where unknown."""
+    found: set[str] = set()
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in descriptors:
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+            if not target.startswith("socket:"):
+                continue
+            probe = socket.socket(fileno=os.dup(int(name)))
+        except (OSError, ValueError):
+            continue
+        with probe, contextlib.suppress(OSError):
+            if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                found.add(target)
+    return found
 
 
 def private_directory() -> Path:
-    """``$TMPDIR/reload-middleware-<uid>``, created 0700; refused if anyone else could write there."""
-    directory = Path(tempfile.gettempdir()) / f"reload-middleware-{os.getuid()}"
-    try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        info = os.lstat(directory)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the trigger directory {directory}: {exc}") from exc
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise ConfigError(
-            f"the trigger directory {directory} is not a private directory of this user "
-            "(it must be a real directory, owned by us, mode 0700): remove it and start again"
-        )
-    return directory
+    """A directory only this user can use: ``$XDG_RUNTIME_DIR/reload-middleware``, else
+    ``$TMPDIR/reload-middleware-<uid>``, else ``~/.cache/reload-middleware``.
+
+    A candidate that exists but is not ours alone (another local user may have created it to
+    watch or forge our triggers) is skipped, never used.
+    """
+    candidates = []
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "reload-middleware")
+    candidates.append(Path(tempfile.gettempdir()) / f"reload-middleware-{os.getuid()}")
+    candidates.append(Path.home() / ".cache" / "reload-middleware")
+    for directory in candidates:
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            info = os.lstat(directory)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077:
+            return directory
+        logger.warning("not using %s for reload triggers: it is not a private directory of this user", directory)
+    return Path(tempfile.mkdtemp(prefix="reload-middleware-"))  # private to this process at least

@@ -1,44 +1,21 @@
-"""WSGI middleware: the same engine as the ASGI side, with threads instead of an event loop.
+"""WSGI middleware: the same pipeline as the ASGI side, with request threads instead of an event loop.
 
-One reload at a time under a lock; new requests wait at that lock while a build runs and while the
-old version drains; a request counts as in flight until the server calls ``close()`` on its
-response iterable, so a streamed response finishes on the version that started it.
+A request counts as in flight until the server calls ``close()`` on its response iterable, so a
+streamed response finishes on the version that started it; it counts as computing only while the
+app is called (not while it reads a slow upload, nor while the server streams its answer).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import ModuleType
 from typing import Any
 
-from ._admin import Admin, AdminRequest, AdminResponse
+from ._admin import REASONS, AdminEndpoint, AdminRequest, AdminResponse, failure_header, failure_page
 from ._config import Options, Unpack
-from ._errors import ReloadError
-from ._page import error_page, error_summary
-from ._reloader import elapsed_ms, prepare
-from ._retire import retire_modules
-from ._watch import Watcher
-
-logger = logging.getLogger("reload_middleware")
-
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
-
-
-class _Version:
-    """A WSGI app version and its requests in flight, guarded by the middleware's condition."""
-
-    def __init__(self, number: int, app: WSGIApp) -> None:
-        self.number = number
-        self.app: WSGIApp | None = app
-        self.in_flight = 0
-        self.replaced: dict[str, ModuleType] = {}
-        self.state = "serving"
+from ._pipeline import Pipeline
+from ._reloader import Reloader, prepare
+from ._types import Environ, StartResponse, WSGIApp
+from ._versions import AppVersion
 
 
 class WSGIReloadMiddleware:
@@ -54,186 +31,136 @@ class WSGIReloadMiddleware:
         environ: Mapping[str, str] | None = None,
         **options: Unpack[Options],
     ) -> None:
-        self.app: WSGIApp
-        self.app, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
+        bare, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
         self.enabled = reloader is not None
         if reloader is None:
-            return
-        self._reloader = reloader
-        self.config = reloader.config
-        self._admin = Admin(self.config.token, self.config.admin_path or "")
-        self._header_name = self.config.version_header
-        self._current = _Version(1, self.app)
-        self._live = [self._current]
-        self._reload_lock = threading.Lock()
-        self._condition = threading.Condition()
-        self._watcher: Watcher | None = None
-        # Started by the first request in the serving process: a server that imports the app and
-        # then forks its workers (gunicorn --preload) would leave a thread behind in the parent only.
-        os.register_at_fork(after_in_child=self._forget_watcher)
+            self._bare: WSGIApp = bare
+        else:
+            self._setup(reloader)  # the first version holds the app: nothing else may keep it alive
 
-    def _forget_watcher(self) -> None:
-        self._watcher = None
+    @property
+    def app(self) -> WSGIApp:
+        """The app serving now: the current version's when reloading is on."""
+        if self.enabled:
+            return self._pipeline.versions.current.app  # type: ignore[no-any-return]
+        return self._bare
 
-    def _start_watching(self) -> Watcher:
-        with self._reload_lock:
-            if self._watcher is None:
-                self._watcher = self._reloader.watcher(self._on_change, self._on_trigger)
-                self._watcher.start()
-            return self._watcher
+    def _setup(self, reloader: Reloader) -> None:
+        self.enabled = True
+        self.config = config = reloader.config
+        name = config.version_header
+        self._pipeline = Pipeline(reloader, _NoLifespan(), lambda number: (name, str(number)) if name else None)
+        self._admin = AdminEndpoint(self._pipeline)
+        self._admin_path = config.admin_path
+        self._wait_limit = config.build_timeout
+
+    @classmethod
+    def from_reloader(cls, reloader: Reloader) -> WSGIReloadMiddleware:
+        """A middleware around an app already loaded (``reloadable()`` runs a factory only once)."""
+        middleware = cls.__new__(cls)
+        middleware._setup(reloader)
+        return middleware
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not self.enabled:
-            return self.app(environ, start_response)
-        if self._watcher is None:
-            self._start_watching()
-        if environ.get("PATH_INFO") == self.config.admin_path:
-            return self._serve_admin(environ, start_response)
-        if self._reloader.detector.dirty or self._reload_lock.locked():
-            self._reload_settled()
-        failing = self._reloader.failing
-        if failing is not None:
+            return self._bare(environ, start_response)
+        pipeline = self._pipeline
+        if not pipeline.started:  # in the serving process: a server may fork after importing us
+            pipeline.start()
+        if environ.get("PATH_INFO") == self._admin_path:
+            return _respond(start_response, self._admin.handle(AdminRequest.from_environ(environ)))
+        gate = pipeline.gate
+        if gate is not None:
+            gate.wait(self._wait_limit)
+        if pipeline.failing is not None:
             if "text/html" in environ.get("HTTP_ACCEPT", ""):
-                start_response("500 Internal Server Error", [("content-type", "text/html; charset=utf-8")])
-                return [error_page(failing, self.config.admin_path or "").encode()]
-            start_response = _with_header(start_response, ("x-reload-error", error_summary(failing)))
-        with self._condition:
-            version = self._current
+                return _respond(start_response, failure_page(pipeline.failing, self._admin_path or ""))
+            start_response = _with_header(start_response, failure_header(pipeline.failing))
+        version = pipeline.versions.current
+        if version.header is not None:
+            start_response = _with_header(start_response, version.header)
+        with version.lock:
             version.in_flight += 1
-            app = version.app
-        if app is None:  # cannot happen: a version keeps its app until it retires, after its requests
-            raise ReloadError(f"version {version.number} has no app")
-        respond = start_response
-        if self._header_name is not None:
-            respond = _with_header(start_response, (self._header_name, str(version.number)))
+            version.computing += 1
+        if "wsgi.input" in environ:
+            environ["wsgi.input"] = _PacedInput(environ["wsgi.input"], version)
         try:
-            result = app(environ, respond)
+            result = version.app(environ, start_response)
         except BaseException:
-            self._leave(version)
+            _leave(version, computing=True)
             raise
-        return _ClosingIterable(result, lambda: self._leave(version))
-
-    def _leave(self, version: _Version) -> None:
-        with self._condition:
-            version.in_flight -= 1
-            if version.in_flight == 0:
-                self._condition.notify_all()
-                if version.state == "draining":
-                    self._retire(version)
-
-    # -- reloading -------------------------------------------------------------------------------
-
-    def _reload_settled(self) -> None:
-        # Waiting on the lock is the gate: a request that arrives during a build or a drain is
-        # served once the reload is over, by the new version (or the old one if it failed).
-        with self._reload_lock:
-            pass
-        if self._reloader.detector.dirty:
-            self.reload()
-
-    def _on_change(self) -> None:  # in the watcher thread: reload before anyone asks
-        self.reload()
-
-    def _on_trigger(self) -> None:
-        signal = self._reloader.trigger.take()
-        if signal is not None:
-            self.reload(force=signal.force, sweep=True)
-
-    def reload(self, *, force: bool = False, sweep: bool = False) -> dict[str, Any]:
-        """Check for changes and reload now; returns the admin endpoint's answer."""
-        with self._reload_lock:
-            started = time.perf_counter()
-            reloader = self._reloader
-            try:
-                plan = reloader.plan(force=force, sweep=sweep)
-                if plan is None:
-                    return self._outcome(True, [], started, None)
-                group = reloader.build(plan)
-            except Exception as exc:
-                return self._outcome(False, [], started, reloader.fail(exc).as_dict())
-            record = reloader.commit(plan, group, self._current.number + 1, elapsed_ms(started))
-            new = _Version(self._current.number + 1, group.app)
-            with self._condition:
-                old = self._current
-                old.replaced = group.old_modules
-                if not self.config.overlap:  # drain first
-                    drained = self._condition.wait_for(lambda: old.in_flight == 0, self.config.drain_timeout)
-                    if not drained:
-                        logger.warning(
-                            "version %d still had requests after %g s; swapping anyway",
-                            old.number,
-                            self.config.drain_timeout,
-                        )
-                self._current = new
-                self._live.append(new)
-                self.app = group.app
-                old.state = "draining"
-                if old.in_flight == 0:
-                    self._retire(old)
-            return self._outcome(True, record.modules, started, None)
-
-    def _retire(self, version: _Version) -> None:
-        """Called with the condition held, once the version's last request has closed."""
-        version.state = "retired"
-        self._live.remove(version)
-        replaced, version.replaced, version.app = version.replaced, {}, None
-        retire_modules(version.number, replaced, self._reloader.leaks)
-        logger.info("version %d retired", version.number)
-
-    def _outcome(self, ok: bool, modules: list[str], started: float, error: Any) -> dict[str, Any]:
-        return self._reloader.outcome(ok, self._current.number, modules, started, error)
-
-    # -- admin -----------------------------------------------------------------------------------
+        with version.lock:
+            version.computing -= 1  # what is left is streaming the answer, at the client's pace
+        return _ClosingIterable(result, version)
 
     def status(self) -> dict[str, Any]:
-        listening = self._watcher is not None and self._watcher.running
-        with self._condition:
-            versions = [{"number": v.number, "state": v.state, "in_flight": v.in_flight} for v in self._live]
-        return self._reloader.status(self._current.number, versions, listening)
-
-    def _serve_admin(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        headers = {
-            key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if environ.get(key):
-                headers[key.replace("_", "-").lower()] = str(environ[key])
-        request = AdminRequest(
-            method=str(environ.get("REQUEST_METHOD", "GET")),
-            query_string=str(environ.get("QUERY_STRING", "")),
-            headers=headers,
-            client_host=environ.get("REMOTE_ADDR"),
-            has_body=headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers,
-        )
-        response = self._admin.refusal(request)
-        if response is None:
-            force = self._admin.parse_force(request)
-            if isinstance(force, AdminResponse):
-                response = force
-            elif request.method == "GET":
-                response = self._admin.render_status(request, self.status())
-            else:
-                outcome = self.reload(force=force, sweep=True)
-                self._reloader.tell_other_workers(force)
-                response = self._admin.render_reload(request, outcome)
-        extra = [(self._header_name, str(self._current.number))] if self._header_name else []
-        start_response(f"{response.status} {_REASONS.get(response.status, '')}".strip(), response.all_headers() + extra)
-        return [response.body]
+        return self._pipeline.status()
 
     def close(self) -> None:
-        """Stop the watcher and leak-check threads (for servers that call it; both are daemon threads)."""
+        """Stop the watcher and the pipeline's thread (for servers that call it; both are daemons)."""
         if self.enabled:
-            self._reloader.leaks.close()
-            if self._watcher is not None:
-                self._watcher.stop()
+            self._pipeline.close()
+
+
+class _NoLifespan:
+    """WSGI has no lifespan and no lazy route set-up worth a warm-up."""
+
+    def start(self, version: AppVersion) -> None:
+        pass
+
+    def warm_up(self, version: AppVersion, timeout: float) -> None:
+        pass
+
+    def stop(self, version: AppVersion) -> None:
+        pass
+
+
+def _leave(version: AppVersion, *, computing: bool) -> None:
+    with version.lock:
+        version.in_flight -= 1
+        if computing:
+            version.computing -= 1
+
+
+class _PacedInput:
+    """``wsgi.input`` whose reads do not count as computing: a stalled upload holds no swap back."""
+
+    def __init__(self, stream: Any, version: AppVersion) -> None:
+        self._stream = stream
+        self._version = version
+
+    def _paced(self, method: Callable[..., Any], *args: Any) -> Any:
+        version = self._version
+        with version.lock:
+            version.computing -= 1
+        try:
+            return method(*args)
+        finally:
+            with version.lock:
+                version.computing += 1
+
+    def read(self, *args: Any) -> bytes:
+        return self._paced(self._stream.read, *args)  # type: ignore[no-any-return]
+
+    def readline(self, *args: Any) -> bytes:
+        return self._paced(self._stream.readline, *args)  # type: ignore[no-any-return]
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        return self._paced(self._stream.readlines, *args)  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _ClosingIterable:
-    """The app's response, plus a callback when the server closes it (PEP 3333)."""
+    """The app's response, and the end of its request when the server closes it (PEP 3333)."""
 
-    def __init__(self, result: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(self, result: Iterable[bytes], version: AppVersion) -> None:
         self._result = result
-        self._on_close: Callable[[], None] | None = on_close
+        self._version: AppVersion | None = version
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._result)
@@ -244,13 +171,14 @@ class _ClosingIterable:
             if close is not None:
                 close()
         finally:
-            on_close, self._on_close = self._on_close, None
-            if on_close is not None:
-                on_close()
+            version, self._version = self._version, None
+            if version is not None:
+                _leave(version, computing=False)
 
 
-_REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
-_REASONS |= {405: "Method Not Allowed", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+def _respond(start_response: StartResponse, response: AdminResponse) -> list[bytes]:
+    start_response(f"{response.status} {REASONS.get(response.status, '')}".strip(), response.all_headers())
+    return [response.body]
 
 
 def _with_header(start_response: StartResponse, header: tuple[str, str]) -> StartResponse:

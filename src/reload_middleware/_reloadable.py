@@ -1,0 +1,44 @@
+"""``reloadable()``: the app as it is in production, wrapped when reloading is on."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from ._asgi import ReloadMiddleware
+from ._config import Config, is_enabled
+from ._importer import caller_module, load_app
+from ._reloader import Reloader
+from ._wsgi import WSGIReloadMiddleware
+
+
+def reloadable(
+    import_string: str,
+    *,
+    enabled: bool | None = None,
+    factory: bool = False,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Any:
+    """The app named by ``import_string``: untouched when reloading is off, wrapped when it is on.
+
+    With ``RELOAD_MIDDLEWARE`` unset (production) this is exactly the server's own import of the
+    app: no wrapper, no thread, no cost. Otherwise an ASGI app gets ``ReloadMiddleware`` and a
+    WSGI app (Flask, Django, ...) ``WSGIReloadMiddleware``; ``options`` are theirs. A factory
+    runs once either way.
+    """
+    if not is_enabled(enabled, environ):
+        return load_app(import_string, factory=factory)
+    config = Config.resolve(environ, factory=factory, **options)
+    reloader = Reloader(import_string, config, caller_module())
+    if is_asgi(reloader.app):
+        return ReloadMiddleware.from_reloader(reloader)
+    return WSGIReloadMiddleware.from_reloader(reloader)
+
+
+def is_asgi(app: Any) -> bool:
+    """ASGI apps are coroutine functions (or objects whose ``__call__`` is one); WSGI apps are not."""
+    if inspect.isroutine(app):
+        return inspect.iscoroutinefunction(app)
+    return inspect.iscoroutinefunction(type(app).__call__)
