@@ -166,6 +166,11 @@ LIFECYCLE_APP = {
             return StreamingResponse(chunks(), media_type="text/plain")
 
 
+        async def upload(request):
+            body = await request.body()
+            return PlainTextResponse(f"{VALUE} received {len(body)} bytes")
+
+
         async def echo(websocket):
             await websocket.accept()
             async for text in websocket.iter_text():
@@ -173,7 +178,13 @@ LIFECYCLE_APP = {
 
 
         app = Starlette(
-            routes=[Route("/", home), Route("/slow", slow), Route("/stream", stream), WebSocketRoute("/ws", echo)],
+            routes=[
+                Route("/", home),
+                Route("/slow", slow),
+                Route("/stream", stream),
+                Route("/upload", upload, methods=["POST"]),
+                WebSocketRoute("/ws", echo),
+            ],
             lifespan=lifespan,
         )
     """,

@@ -56,7 +56,11 @@ def test_the_reload_button_brings_up_a_new_version(tree: AppTree, serve: ServerF
     tree.write("leaf.py", 'VALUE = "two"\n')
     page.get_by_role("button", name="Reload now").click()
     page.wait_for_selector("text=Serving version 2")
-    assert f"{tree.name}.leaf changed" in page.locator("body").inner_text()
+    body = page.locator("body").inner_text()
+    assert f"{tree.name}.leaf changed" in body
+    assert "1 reload, 0 failed" in body
+    assert "A build may take 5 s (build_timeout)" in body
+    assert "uploads, streamed responses and websockets never hold a swap back" in body
     assert server.client.get("/").text == "two"
 
     page.get_by_role("button", name="Reload everything").click()

@@ -5,8 +5,9 @@ import sysconfig
 from pathlib import Path
 
 import watchfiles
+from harness import wait_until
 
-from reload_middleware._watch import ChangeDetector, SourceFilter
+from reload_middleware._watch import ChangeDetector, SourceFilter, Watcher
 
 
 def _detector(*paths: Path) -> ChangeDetector:
@@ -120,3 +121,26 @@ def test_a_deferred_change_stays_pending_without_asking_for_a_reload(tmp_path: P
     detector.defer(detector.take_changes())
     assert not detector.dirty
     assert detector.pending() == {str(path)}
+
+
+def test_a_watcher_whose_callback_fails_restarts_and_keeps_delivering(tmp_path: Path) -> None:
+    seen: list[set[str] | None] = []
+
+    def on_change(paths: set[str] | None) -> None:
+        seen.append(paths)
+        if paths and len([p for p in seen if p]) == 1:
+            raise SystemExit("a callback that fails once")
+
+    watcher = Watcher([tmp_path], lambda change, path: path.endswith(".py"), on_change)
+    watcher.RESTART_PAUSE = 0.05
+    watcher.start()
+    try:
+        wait_until(lambda: watcher.running)
+        (tmp_path / "a.py").write_text("A = 1\n")
+        wait_until(lambda: watcher.restarts == 1)
+        assert watcher.describe()["last_error"] == "SystemExit: a callback that fails once"
+        wait_until(lambda: watcher.running)
+        (tmp_path / "b.py").write_text("B = 1\n")
+        wait_until(lambda: any(p and str(tmp_path / "b.py") in p for p in seen))
+    finally:
+        watcher.stop()

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -42,6 +43,9 @@ class GroupLoad:
         self._members = set(group)
         self._changed_paths = list(changed_paths)
         self._snapshot: dict[str, ModuleType] | None = None
+        # What this load imported itself: a rollback removes those, never what another thread
+        # (a request of the old version) imported meanwhile.
+        self._imported: set[str] = set()
         self._unbound: list[tuple[ModuleType, str, ModuleType]] = []
         self.after_restore: list[Callable[[], object]] = []
 
@@ -60,6 +64,8 @@ class GroupLoad:
         """
         # The snapshot is taken here, in the thread that imports, right before the first change.
         snapshot = self._snapshot = dict(sys.modules)
+        recorder = _ImportRecorder(threading.get_ident(), self._imported)
+        sys.meta_path.insert(0, recorder)
         order = [name for name in snapshot if name in self._members]
         old_modules = {name: snapshot[name] for name in order}
         for path in self._changed_paths:
@@ -77,6 +83,9 @@ class GroupLoad:
         except BaseException as exc:
             self.restore()
             raise BuildError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(recorder)
         new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
         return LoadedGroup(app, old_modules, new_modules, self.restore)
 
@@ -84,7 +93,7 @@ class GroupLoad:
         """Undo the load: the old modules serve on."""
         if self._snapshot is None:
             return  # nothing was changed yet
-        restore_modules(self._snapshot, self._unbound)
+        restore_modules(self._snapshot, self._unbound, owned=self._imported | self._members)
         for callback in self.after_restore:
             callback()
 
@@ -116,15 +125,19 @@ def _unbind_from_parents(modules: Mapping[str, ModuleType]) -> list[tuple[Module
 
 
 def restore_modules(
-    snapshot: Mapping[str, ModuleType], unbound: Iterable[tuple[ModuleType, str, ModuleType]] = ()
+    snapshot: Mapping[str, ModuleType],
+    unbound: Iterable[tuple[ModuleType, str, ModuleType]] = (),
+    owned: set[str] | None = None,
 ) -> None:
-    """Make ``sys.modules`` hold exactly ``snapshot``, and point parent packages back at old submodules.
+    """Put back every entry of ``snapshot``, and point parent packages back at old submodules.
 
-    Entries are replaced one by one, never cleared, so another thread never sees an empty table.
+    Entries added since are removed: all of them, or only the ``owned`` ones (those the load
+    imported itself). Entries are replaced one by one, never cleared, so another thread never
+    sees an empty table.
     """
     current = dict(sys.modules)
     for name, module in current.items():
-        if snapshot.get(name) is module:
+        if snapshot.get(name) is module or (owned is not None and name not in snapshot and name not in owned):
             continue
         parent_name, _, child = name.rpartition(".")
         parent = snapshot.get(parent_name)
@@ -142,6 +155,18 @@ def restore_modules(
             sys.modules[name] = module
     for parent, child, module in unbound:
         setattr(parent, child, module)
+
+
+class _ImportRecorder:
+    """A meta path entry that finds nothing and notes what one thread imports."""
+
+    def __init__(self, thread: int, names: set[str]) -> None:
+        self._thread = thread
+        self._names = names
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if threading.get_ident() == self._thread:
+            self._names.add(fullname)
 
 
 def _source_exists(module: ModuleType) -> bool:

@@ -69,13 +69,14 @@ def status_page(status: Mapping[str, Any], admin_path: str) -> str:
     )
     parts = [
         f"<h1>Serving version {status['version']}</h1>",
-        f"<p class='muted'>{status['reloads']} reloads, {status['failures']} failed; "
+        f"<p class='muted'>{_count(status['reloads'], 'reload')}, {status['failures']} failed; "
         f"{status['tracked_modules']} modules tracked; watching files: {'yes' if status['watching'] else 'no'}</p>",
         f"<form method='post' action='{path}'>"
         "<button class='primary' type='submit'>Reload now</button>"
         f"<button type='submit' formaction='{path}?force=1'>Reload everything</button></form>",
         "<h2>Live versions</h2><table><tr><th>version</th><th>state</th><th>requests in flight</th></tr>"
         f"{rows}</table>",
+        _limits(status.get("limits") or {}),
     ]
     last = status.get("last_reload")
     if last:
@@ -98,6 +99,25 @@ def status_page(status: Mapping[str, Any], admin_path: str) -> str:
     if leaked:
         parts.append(f"<h2>Leaked versions</h2><pre>{html.escape(json.dumps(leaked, indent=2))}</pre>")
     return _document(f"reload_middleware: version {status['version']}", "".join(parts))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _limits(limits: Mapping[str, Any]) -> str:
+    """What ``build_timeout`` and the drain do, in a few words, with this server's figures."""
+    if not limits:
+        return ""
+    return (
+        "<h2>Limits</h2><p class='muted'>"
+        f"A build may take {limits['build_timeout']:g} s (<code>build_timeout</code>): past that it is stopped, "
+        "the old version serves on, and a request never waits longer than that for a new version. "
+        f"Before a swap, new requests wait up to {limits['drain_timeout']:g} s (<code>drain_timeout</code>) "
+        "while the old version's requests are still being computed; uploads, streamed responses and "
+        "websockets never hold a swap back, they finish on their own version. "
+        f"At most {limits['max_versions']} versions live at once.</p>"
+    )
 
 
 def _what_changed(changed: list[str]) -> str:
