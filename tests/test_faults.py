@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -184,6 +185,7 @@ def test_a_streamed_flask_response_holds_neither_the_swap_nor_new_requests(tree:
 
 RAW_APP = """
 import os
+import textwrap
 
 from PKG.leaf import VALUE
 
@@ -310,3 +312,43 @@ def test_reloads_are_logged_like_the_servers_own_lines(
     assert prefix in line
     assert f"{tree.name}.leaf" in line
     assert "changes detected" not in server.log()
+
+
+def write_release(tree: AppTree, release: str, value: str) -> None:
+    """A whole copy of the app under releases/<release>/, as a deploy tool lays it out."""
+    for relative, source in {**STARLETTE_APP, "leaf.py": f'VALUE = "{value}"\n'}.items():
+        path = tree.root / "releases" / release / tree.name / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).replace("PKG", tree.name))
+
+
+def switch_release(tree: AppTree, release: str) -> None:
+    """Point `current` at a release atomically (a new link renamed over the old one)."""
+    temporary = tree.root / "current.new"
+    temporary.symlink_to(tree.root / "releases" / release)
+    os.replace(temporary, tree.root / "current")
+
+
+def test_a_release_symlink_switch_is_picked_up_by_post_and_its_edits_are_watched(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_release(tree, "v1", "one")
+    switch_release(tree, "v1")
+    server = serve(env={"PYTHONPATH": str(tree.root / "current")})
+    wait_until(lambda: server.status()["watching"])
+    assert server.client.get("/").text == "one"
+
+    write_release(tree, "v2", "two")
+    switch_release(tree, "v2")
+    answer = server.client.post("/__reload").json()
+    assert (answer["ok"], answer["version"], answer["restart_required"]) == (True, 2, [])
+    assert answer["reloaded"]  # the modules whose content differs, and their importers
+    assert server.client.get("/").text == "two"
+
+    # Later edits land in the new release's files, and are seen there.
+    wait_until(lambda: server.status()["watching"])
+    new_leaf = tree.root / "releases" / "v2" / tree.name / "leaf.py"
+    temporary = new_leaf.with_name(".leaf.py.saving")
+    temporary.write_text('VALUE = "three"\n')
+    os.replace(temporary, new_leaf)
+    wait_until(lambda: server.client.get("/").text == "three")

@@ -230,5 +230,7 @@ class Config:
             option.check(name if option.secret else f"{name}={shown!r}", value)
             values[option.name] = value
         if "watch_dirs" in values:
-            values["watch_dirs"] = tuple(Path(directory).resolve() for directory in values["watch_dirs"])
+            # Absolute, not resolved: a directory reached through a symlink (a release switch,
+            # `current -> releases/v2`) is resolved again on every sweep.
+            values["watch_dirs"] = tuple(Path(os.path.abspath(directory)) for directory in values["watch_dirs"])
         return cls(factory=factory, **values)

@@ -110,6 +110,27 @@ class ModuleGraph:
             self._resolved[raw] = path if self._covers(path) else None
         return self._resolved[raw]
 
+    def relocated(self) -> dict[str, tuple[str, str]]:
+        """Tracked modules whose file now resolves elsewhere (a symlink on its path was switched),
+        with their old and new paths.
+
+        Resolves every module file again: for sweeps only, never per request.
+        """
+        moved: dict[str, tuple[str, str]] = {}
+        for name, tracked in self.modules.items():
+            raw = getattr(sys.modules.get(name), "__file__", None)
+            if isinstance(raw, str):
+                path = os.path.realpath(raw)
+                if path != tracked.path:
+                    moved[name] = (tracked.path, path)
+        if moved:
+            self._resolved.clear()
+        return moved
+
+    def forget_paths(self) -> None:
+        """The watched directories changed: every cached resolution is to be made again."""
+        self._resolved.clear()
+
     def paths(self) -> list[str]:
         return list(self._by_path)
 

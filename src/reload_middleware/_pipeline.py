@@ -19,14 +19,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._bounded import Stuck, run_bounded
 from ._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired
+from ._history import History, ReloadRecord
 from ._logging import follow_server_logging
 from ._reloader import Reloader
-from ._retire import retire_modules
+from ._retire import Retirer
 from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
 
@@ -36,8 +36,6 @@ logger = logging.getLogger(__name__)
 # has no periodic wake-ups from the pipeline).
 _DRAIN_POLL = 0.001
 _RETIRE_POLL = 0.02
-# When max_versions is reached, how long the oldest version's connections get to close.
-_EVICT_WAIT = 1.0
 
 
 class Runtime(Protocol):
@@ -69,16 +67,6 @@ class Attempt:
         return self.outcome
 
 
-@dataclass
-class Stats:
-    reloads: int = 0
-    failures: int = 0
-    last_reload: dict[str, Any] | None = None
-    last_error: ErrorReport | None = None
-    resolved: bool = False  # a later reload succeeded after last_error
-    restart_required: tuple[str, ...] = ()
-
-
 class Pipeline:
     """Reload attempts and version lifecycle for one middleware."""
 
@@ -93,7 +81,8 @@ class Pipeline:
         # The latest failure while it is unresolved, for the error page (when that option is on).
         self.failing: ErrorReport | None = None
         self.started = False
-        self.stats = Stats()
+        self.history = History()
+        self._retirer = Retirer(self.versions, runtime, reloader.leaks, self.config)
         self._condition = threading.Condition()
         self._queued: Attempt | None = None
         self._running: Attempt | None = None
@@ -135,6 +124,18 @@ class Pipeline:
         self.reloader.leaks.close()
         self.reloader.trigger.remove()
 
+    def _rewatch(self) -> None:
+        """The watched directories resolve elsewhere now (a release switch): watch the new ones."""
+        self.reloader.dirs_moved = False
+        with self._condition:
+            old, self._watcher = self._watcher, None
+        if old is not None:
+            old.stop()
+        with self._condition:
+            if self.started and self._watcher is None:
+                self._watcher = self.reloader.watcher(self.request, self._on_trigger)
+                self._watcher.start()
+
     def _after_fork(self) -> None:
         self._condition = threading.Condition()
         self._worker = self._watcher = None
@@ -166,7 +167,7 @@ class Pipeline:
 
     def _work(self) -> None:
         while True:
-            self._retire_ready()
+            self._retirer.retire_ready()
             with self._condition:
                 if self._closed:
                     return
@@ -186,15 +187,17 @@ class Pipeline:
                 if self.gate is attempt:
                     self.gate = self._queued
             attempt.finish(outcome)
+            if self.reloader.dirs_moved:
+                self._rewatch()
 
     def _attempt(self, attempt: Attempt, started: float) -> Outcome:
         self._check_not_stuck()
-        self._make_room()
+        self._retirer.make_room()
         reloader = self.reloader
         plan = reloader.plan(force=attempt.force, sweep=attempt.sweep)
         if plan is None:
             return Outcome(True, self.versions.current.number)
-        self.stats.restart_required = plan.restart_required
+        self.history.restart_required = plan.restart_required
         if not plan.group:
             raise RestartRequired("; ".join(plan.restart_required))
         load = reloader.begin(plan)
@@ -220,10 +223,15 @@ class Pipeline:
         if self.config.watch and not self.config.overlap:
             self._drain(old)
         self.versions.swap(version, loaded.old_modules, self.config.retire_timeout)
-        duration = (time.perf_counter() - started) * 1000
-        modules = tuple(sorted(loaded.new_modules))
-        self._succeeded(plan.changed_modules, modules, duration, number)
-        return Outcome(True, number, modules, duration, None, plan.restart_required)
+        record = ReloadRecord(
+            modules=tuple(sorted(loaded.new_modules)),
+            changed=tuple(sorted(plan.changed_modules)),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            version=number,
+        )
+        self.failing = None
+        self.history.succeeded(record)
+        return Outcome(True, number, record.modules, record.duration_ms, None, plan.restart_required)
 
     def _check_not_stuck(self) -> None:
         if self._stuck is not None:
@@ -247,113 +255,22 @@ class Pipeline:
                 return
             time.sleep(_DRAIN_POLL)
 
-    def _make_room(self) -> None:
-        """At ``max_versions``, the oldest draining version goes now: its long-lived connections
-        (websockets, streams) are closed rather than holding every later reload back."""
-        while len(self.versions.live) >= self.config.max_versions:
-            draining = self.versions.draining()
-            if not draining:
-                return
-            oldest = draining[0]
-            closed = oldest.close_connections()
-            logger.warning(
-                "%d versions are live (max_versions=%d): closing the %d long-lived connection(s) of version %d",
-                len(self.versions.live),
-                self.config.max_versions,
-                closed,
-                oldest.number,
-            )
-            deadline = time.monotonic() + _EVICT_WAIT
-            while oldest.in_flight and time.monotonic() < deadline:
-                time.sleep(_RETIRE_POLL)
-            self._retire(oldest)
-
-    # -- retirement ------------------------------------------------------------------------------
-
-    def _retire_ready(self) -> None:
-        now = time.monotonic()
-        for version in self.versions.draining():
-            if version.in_flight == 0:
-                self._retire(version)
-            elif version.retire_by is not None and now >= version.retire_by:
-                logger.warning(
-                    "version %d still has %d connection(s) after %g s (retire_timeout): closing them",
-                    version.number,
-                    version.in_flight,
-                    self.config.retire_timeout,
-                )
-                version.close_connections()
-                self._retire(version)
-
-    def _retire(self, version: AppVersion) -> None:
-        """Stop the version's lifespan, then retire its modules (hooks, caches, leak check)."""
-        try:
-            self.runtime.stop(version)
-        except Exception:
-            logger.exception("lifespan shutdown of retired version %d failed", version.number)
-        self.versions.remove(version)
-        replaced, version.replaced = version.replaced, {}
-        retire_modules(version.number, replaced, self.reloader.leaks)
-        version.app = version.state = version.lifespan = None  # let the old module graph go
-        logger.info("version %d retired", version.number)
-
-    # -- outcomes --------------------------------------------------------------------------------
-
-    def _succeeded(self, changed: frozenset[str], modules: tuple[str, ...], duration: float, number: int) -> None:
-        stats = self.stats
-        stats.reloads += 1
-        stats.last_reload = {
-            "modules": list(modules),
-            "changed": sorted(changed),
-            "duration_ms": round(duration, 3),
-            "time": time.time(),
-            "version": number,
-        }
-        stats.resolved = stats.last_error is not None
-        self.failing = None
-        logger.info(
-            "Reloaded %s: %d module(s) in %.1f ms, now serving version %d",
-            ", ".join(sorted(changed)) or "everything (forced)",
-            len(modules),
-            duration,
-            number,
-        )
-        for reason in self.stats.restart_required:
-            logger.warning("Restart required: %s", reason)
-
     def _failed(self, exc: BaseException, started: float) -> Outcome:
         report = self.reloader.report(exc)
-        self.stats.failures += 1
-        self.stats.last_error = report
-        self.stats.resolved = False
+        number = self.versions.current.number
+        self.history.failed(exc, report, number)
         if self.config.error_page:
             self.failing = report
-        number = self.versions.current.number
-        where = f" at {report.file}:{report.line}" if report.file else ""
-        log = logger.warning if isinstance(exc, RestartRequired) else logger.error
-        log(
-            "Reload failed, the old version keeps serving: %s: %s%s (version %d)\n%s",
-            report.type,
-            report.message,
-            where,
-            number,
-            report.traceback.rstrip(),
-        )
         return Outcome(False, number, (), (time.perf_counter() - started) * 1000, report)
 
     def status(self) -> dict[str, Any]:
         """The admin endpoint's status JSON."""
-        stats, watcher = self.stats, self._watcher
+        watcher = self._watcher
         listening = watcher is not None and watcher.running
-        last_error = stats.last_error
         return {
             "version": self.versions.current.number,
-            "reloads": stats.reloads,
-            "failures": stats.failures,
+            **self.history.as_dict(),
             "reloading": self._running is not None,
-            "last_reload": stats.last_reload,
-            "last_error": {**last_error.as_dict(), "resolved": stats.resolved} if last_error else None,
-            "restart_required": list(stats.restart_required),
             "tracked_modules": len(self.reloader.graph.modules),
             "watching": self.config.watch and listening,
             "watcher": watcher.describe() if watcher is not None else None,

@@ -65,15 +65,18 @@ class Reloader:
             )
         self._wrapper_module = wrapper_module
         self.app = load_app(import_string, factory=config.factory)
-        watch_dirs = config.watch_dirs or default_watch_dirs(self.root_module)
-        self.watch_dirs = watch_dirs
-        self.filter = SourceFilter(watch_dirs, config.exclude)
+        # The directories as configured (or as the package's __path__ has them): resolved again on
+        # every sweep, so that a switched release symlink is followed.
+        self._given_dirs = config.watch_dirs or package_dirs(self.root_module)
+        self.watch_dirs = resolve_dirs(self._given_dirs, self.root_module)
+        self.filter = SourceFilter(self.watch_dirs, config.exclude)
+        self.dirs_moved = False  # set when a sweep found them resolving elsewhere
         if not self.filter.covers(os.path.realpath(getattr(sys.modules[self.root_module], "__file__", "") or "")):
             raise ConfigError(
                 f"The app module {self.root_module!r} is not inside the watched directories "
-                f"({', '.join(map(str, watch_dirs))}): it could never be reloaded"
+                f"({', '.join(map(str, self.watch_dirs))}): it could never be reloaded"
             )
-        self.graph = ModuleGraph(self.filter.covers, self._is_protected)
+        self.graph = ModuleGraph(lambda path: self.filter.covers(path), self._is_protected)
         self.detector = ChangeDetector()
         self._refresh()
         self.trigger = SharedTrigger(import_string)
@@ -118,11 +121,13 @@ class Reloader:
         module imported by one that declared itself not reloadable) are left out of the plan and
         named in ``restart_required``; they stay pending.
         """
+        relocated: set[str] = set()
         if sweep or force:
+            relocated = self._follow_relocation()
             self.detector.sweep()
         self._discover_modules()
         changes = self.detector.take_changes()
-        changed_modules = self.graph.modules_at(changes)
+        changed_modules = self.graph.modules_at(changes) | relocated
         if not changed_modules and not force:
             self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
             return None
@@ -153,6 +158,23 @@ class Reloader:
             return Plan(changes, frozenset(), frozenset(), restart_required=tuple(restart_required))
         group.add(self.root_module)
         return Plan(changes, frozenset(reloadable), frozenset(group), force, tuple(restart_required))
+
+    def _follow_relocation(self) -> set[str]:
+        """A release switch (``current -> releases/v2``): the watched directories and the module
+        files may now resolve elsewhere. Returns the modules whose file moved to different content:
+        each is a change (one that moved unchanged behaves as before, wherever it lies)."""
+        dirs = resolve_dirs(self._given_dirs, self.root_module)
+        if dirs != self.watch_dirs:
+            logger.info("The watched directories now resolve to %s", ", ".join(map(str, dirs)))
+            self.watch_dirs = dirs
+            self.filter = SourceFilter(dirs, self.config.exclude)
+            self.graph.forget_paths()
+            self.dirs_moved = True
+        moved = self.graph.relocated()
+        changed = {name for name, (old, new) in moved.items() if not self.detector.same_content(old, new)}
+        # Known from now on as they are: the changed ones are in the plan already.
+        self.detector.track(new for _, new in moved.values())
+        return changed
 
     def _refresh(self) -> None:
         """Re-read ``sys.modules`` and remember the files of every module found there."""
@@ -245,18 +267,24 @@ def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def default_watch_dirs(root_module: str) -> tuple[Path, ...]:
-    """The tree of the app's top-level package (or the directory of a top-level module)."""
+def package_dirs(root_module: str) -> tuple[Path, ...]:
+    """The tree of the app's top-level package (or the directory of a top-level module), as the
+    import system has it (symlinks not resolved)."""
     top = sys.modules[root_module.split(".")[0]]
     locations = list(getattr(top, "__path__", ()))
     if not locations and getattr(top, "__file__", None):
         locations = [os.path.dirname(str(top.__file__))]
-    dirs = tuple(Path(os.path.realpath(location)) for location in locations)
+    return tuple(Path(os.path.abspath(location)) for location in locations)
+
+
+def resolve_dirs(dirs: tuple[Path, ...], root_module: str) -> tuple[Path, ...]:
+    """``dirs`` resolved; installed code is never watched."""
+    resolved = tuple(Path(os.path.realpath(directory)) for directory in dirs)
     installed = environment_dirs()
-    for directory in dirs:
+    for directory in resolved:
         if (str(directory) + os.sep).startswith(installed):
             raise ConfigError(
                 f"{root_module!r} is installed in {directory}, which is never watched: "
                 "pass watch_dirs (or RELOAD_MIDDLEWARE_WATCH_DIRS) pointing at its source"
             )
-    return dirs
+    return resolved

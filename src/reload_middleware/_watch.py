@@ -119,6 +119,13 @@ class ChangeDetector:
     def knows(self, path: str) -> bool:
         return path in self._known
 
+    def same_content(self, known_path: str, other_path: str) -> bool:
+        """Whether ``other_path`` holds what was loaded from ``known_path``."""
+        with self._lock:
+            known = self._known.get(known_path)
+        other = fingerprint(other_path)
+        return known is not None and other is not None and known.digest == other.digest
+
     def notice(self, paths: Iterable[str]) -> None:
         """Called from the watcher thread: these files may have changed."""
         with self._lock:

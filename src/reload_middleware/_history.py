@@ -1,0 +1,81 @@
+"""What the reloads so far came to: counters, the last reload and the last error, typed until they
+are written as JSON; and the one log line each outcome gets (INFO for a swap, ERROR for a failure,
+WARNING for what needs a restart)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import ErrorReport, RestartRequired
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadRecord:
+    modules: tuple[str, ...]
+    changed: tuple[str, ...]
+    duration_ms: float
+    version: int
+    time: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "modules": list(self.modules),
+            "changed": list(self.changed),
+            "duration_ms": round(self.duration_ms, 3),
+            "time": self.time,
+            "version": self.version,
+        }
+
+
+@dataclass
+class History:
+    reloads: int = 0
+    failures: int = 0
+    last_reload: ReloadRecord | None = None
+    last_error: ErrorReport | None = None
+    resolved: bool = False  # a later reload succeeded after last_error
+    restart_required: tuple[str, ...] = ()
+
+    def succeeded(self, record: ReloadRecord) -> None:
+        self.reloads += 1
+        self.last_reload = record
+        self.resolved = self.last_error is not None
+        logger.info(
+            "Reloaded %s: %d module(s) in %.1f ms, now serving version %d",
+            ", ".join(record.changed) or "everything (forced)",
+            len(record.modules),
+            record.duration_ms,
+            record.version,
+        )
+        for reason in self.restart_required:
+            logger.warning("Restart required: %s", reason)
+
+    def failed(self, exc: BaseException, report: ErrorReport, serving: int) -> None:
+        self.failures += 1
+        self.last_error = report
+        self.resolved = False
+        where = f" at {report.file}:{report.line}" if report.file else ""
+        log = logger.warning if isinstance(exc, RestartRequired) else logger.error
+        log(
+            "Reload failed, the old version keeps serving: %s: %s%s (version %d)\n%s",
+            report.type,
+            report.message,
+            where,
+            serving,
+            report.traceback.rstrip(),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        error = self.last_error
+        return {
+            "reloads": self.reloads,
+            "failures": self.failures,
+            "last_reload": self.last_reload.as_dict() if self.last_reload else None,
+            "last_error": {**error.as_dict(), "resolved": self.resolved} if error else None,
+            "restart_required": list(self.restart_required),
+        }
