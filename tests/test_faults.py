@@ -126,13 +126,13 @@ def test_a_save_during_a_build_gets_a_reload_of_its_own(tree: AppTree, serve: Se
 
 def test_a_half_written_module_is_never_left_served(tree: AppTree, serve: ServerFactory) -> None:
     server = start_uvicorn(tree, serve)
-    full = 'import time\ntime.sleep(0.2)\nVALUE = "complete"\n'
     path = tree.path("leaf.py")
     with open(path, "w") as file:  # an editor that truncates, writes half, then the rest
-        file.write(full[:20])
+        # The first half is a module of its own, 200 ms to import: the rest lands during its build.
+        file.write('import time\ntime.sleep(0.2)\nVALUE = "half"\n')
         file.flush()
-        time.sleep(0.35)
-        file.write(full[20:])
+        wait_until(lambda: server.status()["reloading"], timeout=5, interval=0.005)
+        file.write('VALUE = "complete"\n')
     wait_until(lambda: server.client.get("/").text == "complete", timeout=10)
 
 
@@ -179,7 +179,9 @@ def test_a_streamed_flask_response_holds_neither_the_swap_nor_new_requests(tree:
         lines = response.iter_lines()
         assert next(lines) == "one:0"
         tree.write("leaf.py", 'VALUE = "two"\n')
+        started = time.monotonic()
         wait_until(lambda: server.client.get("/").text == "two", timeout=5)
+        assert time.monotonic() - started < 5  # not the 10 s the stream lasts, nor drain_timeout
         assert next(lines).startswith("one:")
 
 
