@@ -11,6 +11,16 @@ import pytest
 from harness import AppTree, Server, ServerFactory
 
 
+@pytest.fixture(autouse=True)
+def private_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Triggers and the local credential of this test's servers (and of this process) live here,
+    never in the real user's directories."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    return run
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> AppTree:
     return AppTree(tmp_path)
@@ -38,12 +48,15 @@ def serve(tree: AppTree) -> Iterator[ServerFactory]:
         options: list[str] | None = None,
         ready_path: str = "/__reload",
         command: list[str] | None = None,
+        dual_stack: bool = False,
     ) -> Server:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE")}
         environment.update({"RELOAD_MIDDLEWARE": "1", "PYTHONPATH": str(tree.root), "PYTHONDONTWRITEBYTECODE": ""})
         environment.pop("PYTHONDONTWRITEBYTECODE")
         environment.update(env or {})
-        server = Server(import_string.replace("PKG", tree.name), tree.root, environment, options or [], command)
+        server = Server(
+            import_string.replace("PKG", tree.name), tree.root, environment, options or [], command, dual_stack
+        )
         started.append(server)
         server.wait_ready(ready_path)
         return server

@@ -58,11 +58,21 @@ class Server:
     """A real uvicorn process on 127.0.0.1 with an ephemeral port, talked to with httpx."""
 
     def __init__(
-        self, import_string: str, cwd: Path, env: dict[str, str], options: list[str], command: list[str] | None = None
+        self,
+        import_string: str,
+        cwd: Path,
+        env: dict[str, str],
+        options: list[str],
+        command: list[str] | None = None,
+        dual_stack: bool = False,
     ) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        # Dual stack (`--host ::`): IPv4 clients reach it as ::ffff:127.0.0.1.
+        family = socket.AF_INET6 if dual_stack else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        if dual_stack:
+            self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self._sock.bind(("::" if dual_stack else "127.0.0.1", 0))
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,7 +91,10 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        # A developer's tools carry this user's local credential (`trigger` finds it by itself);
+        # `anonymous` is anyone else, such as a stranger forwarded by a proxy on this machine.
         self.client = httpx.Client(base_url=self.url, timeout=10.0)
+        self.anonymous = httpx.Client(base_url=self.url, timeout=10.0)
 
     def wait_ready(self, path: str = "/__reload", timeout: float = 20.0) -> None:
         def ready() -> bool:
@@ -96,6 +109,9 @@ class Server:
             return True
 
         wait_until(ready, timeout)
+        credential = local_credential_of(os.environ)
+        if credential is not None and "authorization" not in self.client.headers:
+            self.client.headers["authorization"] = f"Bearer {credential}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -108,6 +124,7 @@ class Server:
 
     def stop(self) -> int:
         self.client.close()
+        self.anonymous.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -118,6 +135,12 @@ class Server:
         self._log.close()
         self._sock.close()
         return self.process.returncode
+
+
+def local_credential_of(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """The local credential servers started with ``environ`` created, if any."""
+    path = Path(environ.get("XDG_RUNTIME_DIR", "/nonexistent")) / "reload-middleware" / "credential"
+    return path.read_text().strip() if path.exists() else None
 
 
 ServerFactory = Callable[..., Server]

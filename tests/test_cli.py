@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from apps import STARLETTE_APP, write_app
-from harness import AppTree, wait_until
+from harness import AppTree, local_credential_of, wait_until
 from playwright.sync_api import Browser
 from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
 
@@ -69,6 +69,9 @@ class CliServer:
         except BaseException:
             self.interrupt()
             raise
+        credential = local_credential_of(os.environ)
+        if credential is not None:
+            self.client.headers["authorization"] = f"Bearer {credential}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

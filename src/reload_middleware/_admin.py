@@ -10,19 +10,45 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ._config import ENV_PREFIX
+from ._credential import local_credential
 from ._errors import ErrorReport
 from ._page import error_page, error_summary, login_page, status_page
 from ._pipeline import Pipeline
 
-_FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+# Headers proxies add: a request carrying one came through a proxy, whatever its peer address.
+_FORWARDING_HEADERS = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-original-forwarded-for",
+    "x-real-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "via",
+)
 _LOOPBACK_NAMES = ("localhost",)
 _FORCE_VALUES = {"1": True, "true": True, "0": False, "false": False}
+# One host (a name, an IPv4 address or a bracketed IPv6 address) and an optional port: nothing else.
+_HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::[0-9]{1,5})?")
 MAX_HEADER_BYTES = 8192
+COOKIE = "reload_middleware_credential"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,8 @@ class AdminRequest:
     headers: Mapping[str, str]  # lower-case names
     client_host: str | None
     has_body: bool = False
+    # The authority of an absolute-form request target (``POST http://host/path``), if one was sent.
+    target_authority: str | None = None
 
     def wants_html(self) -> bool:
         return "text/html" in self.headers.get("accept", "")
@@ -44,7 +72,9 @@ class AdminRequest:
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         client = scope.get("client")
-        return cls._make(scope["method"], scope.get("query_string", b"").decode("latin-1"), headers, client)
+        raw_path = scope.get("raw_path") or b""
+        target = raw_path.decode("latin-1") if b"://" in raw_path else None
+        return cls._make(scope["method"], scope.get("query_string", b"").decode("latin-1"), headers, client, target)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, Any]) -> AdminRequest:
@@ -55,14 +85,16 @@ class AdminRequest:
             if environ.get(key):
                 headers[key.replace("_", "-").lower()] = str(environ[key])
         client = (environ["REMOTE_ADDR"], 0) if environ.get("REMOTE_ADDR") else None
-        return cls._make(
-            str(environ.get("REQUEST_METHOD", "GET")), str(environ.get("QUERY_STRING", "")), headers, client
-        )
+        raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "")
+        target = raw if "://" in raw else None
+        method, query = str(environ.get("REQUEST_METHOD", "GET")), str(environ.get("QUERY_STRING", ""))
+        return cls._make(method, query, headers, client, target)
 
     @classmethod
-    def _make(cls, method: str, query: str, headers: dict[str, str], client: Any) -> AdminRequest:
+    def _make(cls, method: str, query: str, headers: dict[str, str], client: Any, target: str | None) -> AdminRequest:
         has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
-        return cls(method, query, headers, client[0] if client else None, has_body)
+        authority = urlsplit(target).netloc if target is not None else None
+        return cls(method, query, headers, client[0] if client else None, has_body, authority)
 
 
 @dataclass(frozen=True)
@@ -92,26 +124,38 @@ def _error(status: int, message: str, headers: list[tuple[str, str]] | None = No
 
 
 def is_loopback_host(host: str | None) -> bool:
+    """``127.0.0.0/8``, ``::1``, their IPv4-mapped forms (a dual-stack listener) and ``localhost``."""
     if not host:
         return False
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return host.lower() in _LOOPBACK_NAMES
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def _host_name(host_header: str) -> str:
-    """The name part of a Host header: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> ``localhost``."""
-    if host_header.startswith("["):
-        return host_header[1 : host_header.find("]")]
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+def host_name(host_header: str) -> str | None:
+    """The host of a ``Host`` header, parsed strictly: ``[::1]:8000`` -> ``::1``; ``None`` for
+    anything but one host and an optional port (``127.0.0.1:8000, evil.com``, ``[::1]:80:evil``)."""
+    match = _HOST.fullmatch(host_header.strip())
+    if match is None:
+        return None
+    return match["ipv6"] or match["name"]
 
 
 class Admin:
-    """Decides who may use the endpoint and renders its answers."""
+    """Decides who may use the endpoint and renders its answers.
 
-    def __init__(self, token: str | None, path: str) -> None:
-        self._token = token.encode() if token else None
+    A peer address proves nothing (a proxy on the same machine forwards strangers from 127.0.0.1),
+    so a reload always needs a credential: the configured token or, without one, this user's
+    local credential. Without a credential, only a direct loopback client may read the status,
+    and without error details.
+    """
+
+    def __init__(self, token: str | None, path: str, local_credential: str | None = None) -> None:
+        secret = token or local_credential
+        self._secret = secret.encode("utf-8") if secret else None
         self._path = path
 
     def parse_force(self, request: AdminRequest) -> bool | AdminResponse:
@@ -125,35 +169,61 @@ class Admin:
 
     def refusal(self, request: AdminRequest) -> AdminResponse | None:
         """``None`` when the request may be served; otherwise the error response to send."""
+        decision = self.decide(request)
+        return decision if isinstance(decision, AdminResponse) else None
+
+    def decide(self, request: AdminRequest) -> AdminResponse | bool:
+        """A refusal, or whether the request may see everything (``True``: it carries the
+        credential) or only what a direct loopback client may (``False``)."""
         if request.method not in ("GET", "POST"):
             return _error(405, f"method {request.method} is not allowed", [("allow", "GET, POST")])
         if sum(len(k) + len(v) for k, v in request.headers.items()) > MAX_HEADER_BYTES:
             return _error(431, "request headers too large")
-        if self._token is not None:
-            supplied = request.headers.get("authorization", "")
-            scheme, _, credentials = supplied.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self._token):
-                if request.wants_html() and request.method == "GET":
-                    page = login_page(self._path).encode()
-                    return AdminResponse(401, page, "text/html", [("www-authenticate", "Bearer")])
-                return _error(
-                    401, "a valid 'Authorization: Bearer <token>' is required", [("www-authenticate", "Bearer")]
-                )
-        elif not self._is_trusted_loopback(request):
-            return _error(403, "without RELOAD_MIDDLEWARE_TOKEN only direct loopback clients may use this endpoint")
+        host = request.headers.get("host", "")
+        if host_name(host) is None:
+            return _error(400, "the Host header must name one host, with an optional port")
+        if request.target_authority is not None and request.target_authority.lower() != host.lower():
+            return _error(400, "the request target names another host than the Host header")
         if not self._same_origin(request):
             return _error(403, "cross-origin requests are refused")
         if request.has_body:
             return _error(400, "this endpoint takes no request body")
-        return None
+        if self.carries_credential(request, cookie=request.method == "GET"):
+            return True
+        if request.method == "POST":
+            return _error(
+                401,
+                "a reload needs a credential: 'Authorization: Bearer <token>' with RELOAD_MIDDLEWARE_TOKEN, or "
+                "this user's local credential, which 'reload-middleware trigger URL' sends by itself",
+                [("www-authenticate", "Bearer")],
+            )
+        if self._is_direct_loopback(request):
+            return False
+        if request.wants_html():
+            return AdminResponse(401, login_page(self._path).encode(), "text/html", [("www-authenticate", "Bearer")])
+        return _error(403, "without a credential only direct loopback clients may read the status")
+
+    def carries_credential(self, request: AdminRequest, *, cookie: bool) -> bool:
+        """Whether the request carries the credential: as a bearer token, or (``cookie``, for reads
+        only) in the cookie the status page sets, which browsers never send cross-site."""
+        if self._secret is None:
+            return False
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        supplied: str | None = value.strip() if scheme.lower() == "bearer" else None
+        if supplied is None and cookie:
+            supplied = _cookie(request.headers.get("cookie", ""), COOKIE)
+        if supplied is None:
+            return False
+        # Header values arrive as latin-1 text of the bytes sent: compare those bytes with the
+        # token's UTF-8 bytes, in constant time.
+        return hmac.compare_digest(supplied.encode("latin-1", "replace"), self._secret)
 
     @staticmethod
-    def _is_trusted_loopback(request: AdminRequest) -> bool:
+    def _is_direct_loopback(request: AdminRequest) -> bool:
         # A proxy in front makes every client look local; a foreign Host is DNS rebinding.
         if any(name in request.headers for name in _FORWARDING_HEADERS):
             return False
-        host_name = _host_name(request.headers.get("host", ""))
-        return is_loopback_host(request.client_host) and is_loopback_host(host_name)
+        return is_loopback_host(request.client_host) and is_loopback_host(host_name(request.headers.get("host", "")))
 
     @staticmethod
     def _same_origin(request: AdminRequest) -> bool:
@@ -164,10 +234,11 @@ class Admin:
             return True
         return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
 
-    def render_status(self, request: AdminRequest, status: Mapping[str, Any]) -> AdminResponse:
+    def render_status(self, request: AdminRequest, status: Mapping[str, Any], *, full: bool = True) -> AdminResponse:
+        shown = status if full else redacted(status)
         if request.wants_html():
-            return AdminResponse(200, status_page(status, self._path).encode(), "text/html")
-        return AdminResponse.json(200, status)
+            return AdminResponse(200, status_page(shown, self._path, full=full).encode(), "text/html")
+        return AdminResponse.json(200, shown)
 
     def render_reload(self, request: AdminRequest, outcome: Mapping[str, Any]) -> AdminResponse:
         if request.wants_html():  # a form on the status page: show the page again, with the outcome
@@ -178,21 +249,34 @@ class Admin:
 class AdminEndpoint:
     """Decides who may use the endpoint, runs what it asks for, and renders the answers."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, environ: Mapping[str, str] | None = None) -> None:
         config = pipeline.config
         self._pipeline = pipeline
-        self._admin = Admin(config.token, config.admin_path or "")
+        self._path = config.admin_path or ""
+        self._credential = None if config.token else local_credential()
+        self._admin = Admin(config.token, self._path, self._credential)
         self._version_header = config.version_header
+        self._base_url = (os.environ if environ is None else environ).get(f"{ENV_PREFIX}_URL", "").rstrip("/")
+        pipeline.announce = self._announce
+
+    def _announce(self) -> None:
+        """Log the status-page link that carries the local credential (in the fragment, which no
+        browser sends to a server: it never reaches an access log or a referrer)."""
+        if self._credential is not None and self._path:
+            base = self._base_url or "http://<this server>"
+            logger.info("Reload status page: %s%s#token=%s", base, self._path, self._credential)
 
     def handle(self, request: AdminRequest) -> AdminResponse:
         """Answer one request; a ``POST`` reloads and waits for the outcome (call it off the event loop)."""
-        response = self._admin.refusal(request)
-        if response is None:
+        decision = self._admin.decide(request)
+        if isinstance(decision, AdminResponse):
+            response = decision
+        else:
             force = self._admin.parse_force(request)
             if isinstance(force, AdminResponse):
                 response = force
             elif request.method == "GET":
-                response = self._admin.render_status(request, self._pipeline.status())
+                response = self._admin.render_status(request, self._pipeline.status(), full=decision)
             else:
                 outcome = self._pipeline.request(force=force, sweep=True).wait()
                 self._pipeline.reloader.tell_other_workers(force)
@@ -207,15 +291,40 @@ class AdminEndpoint:
             )
         return response
 
+    def while_failing(self, request: AdminRequest, report: ErrorReport) -> AdminResponse | tuple[str, str]:
+        """What a request gets while the latest reload is failing: a browser the error page, an API
+        client a header beside the old version's answer. The file, the source lines, the message
+        and the traceback only with the credential (a secret may stand on the failing line)."""
+        full = self._admin.carries_credential(request, cookie=True)
+        if request.wants_html():
+            return AdminResponse(500, error_page(report.as_dict(), self._path, full=full).encode(), "text/html")
+        summary = report.as_dict() if full else {"type": report.type, "message": "details on the admin endpoint"}
+        return ("x-reload-error", error_summary(summary))
 
-def failure_page(report: ErrorReport, admin_path: str) -> AdminResponse:
-    """What a browser gets while the latest reload is failing."""
-    return AdminResponse(500, error_page(report.as_dict(), admin_path).encode(), "text/html")
+
+def redacted(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status for a client without the credential: no message, traceback or file path."""
+    shown = dict(status)
+    error = status.get("last_error")
+    if error:
+        shown["last_error"] = {key: error[key] for key in ("type", "time", "resolved") if key in error}
+    shown["restart_required"] = len(status.get("restart_required") or ())
+    shown["leaked_versions"] = [
+        {key: value for key, value in leak.items() if key != "held_by"} for leak in status.get("leaked_versions", ())
+    ]
+    shown["process"] = {key: value for key, value in status.get("process", {}).items() if key != "shared_trigger"}
+    if shown.get("watcher"):
+        shown["watcher"] = {key: value for key, value in shown["watcher"].items() if key != "last_error"}
+    shown["details"] = "hidden: send the credential (Authorization: Bearer ...) to see error details"
+    return shown
 
 
-def failure_header(report: ErrorReport) -> tuple[str, str]:
-    """What an API client gets beside the old version's answer while the latest reload is failing."""
-    return ("x-reload-error", error_summary(report.as_dict()))
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return unquote(value)
+    return None
 
 
 REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}

@@ -15,7 +15,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._admin import AdminEndpoint, AdminRequest, AdminResponse, failure_header, failure_page
+from ._admin import AdminEndpoint, AdminRequest, AdminResponse
 from ._config import Options, Unpack
 from ._lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
 from ._pipeline import Pipeline
@@ -122,10 +122,11 @@ class ReloadMiddleware:
         if gate is not None:
             await anyio.to_thread.run_sync(gate.wait, self._wait_limit, abandon_on_cancel=True)
         if pipeline.failing is not None and kind == "http":
-            if b"text/html" in _header(scope, b"accept"):
-                await _respond(send, failure_page(pipeline.failing, self._admin_path or ""))
+            answer = self._admin.while_failing(AdminRequest.from_scope(scope), pipeline.failing)
+            if isinstance(answer, AdminResponse):
+                await _respond(send, answer)
                 return
-            name, value = failure_header(pipeline.failing)
+            name, value = answer
             send = _adding_header(send, "http.response.start", (name.encode(), value.encode("latin-1")))
         version = pipeline.versions.current
         if version.state is not None:
@@ -310,10 +311,6 @@ class _WebsocketExchange:
         with version.lock:
             version.in_flight -= 1
             version.connections.pop(self, None)
-
-
-def _header(scope: Scope, name: bytes) -> bytes:
-    return next((value for key, value in scope.get("headers", ()) if key == name), b"")
 
 
 def _adding_header(send: Send, on: str, header: tuple[bytes, bytes]) -> Send:

@@ -12,10 +12,13 @@ import argparse
 import os
 import sys
 import traceback
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+from ._admin import is_loopback_host
 from ._config import ENV_PREFIX
+from ._credential import local_credential
 from ._errors import ImportStringError, ReloadError
 
 APP_VARIABLE = f"{ENV_PREFIX}_APP"
@@ -60,7 +63,12 @@ def trigger_parser() -> argparse.ArgumentParser:
         "Exits 0 when the reload succeeded or nothing changed, 1 when it failed, 2 when it was refused.",
     )
     parser.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--token", default=os.environ.get(f"{ENV_PREFIX}_TOKEN"), help="bearer token")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(f"{ENV_PREFIX}_TOKEN"),
+        help="bearer token (default: RELOAD_MIDDLEWARE_TOKEN; for a server on this machine without one, "
+        "this user's local credential is found by itself)",
+    )
     parser.add_argument("--force", action="store_true", help="reload the whole app, changed or not")
     parser.add_argument("--admin-path", default="/__reload", help="the admin endpoint (default: /__reload)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer")
@@ -83,6 +91,8 @@ def serve(options: argparse.Namespace) -> int:
         APP_VARIABLE: options.app,
         FACTORY_VARIABLE: "1" if options.factory else "0",
         f"{ENV_PREFIX}_ERROR_PAGE": "0" if options.no_error_page else "1",
+        # For the status-page link the server logs (it carries the local credential).
+        f"{ENV_PREFIX}_URL": f"http://{_url_host(options.host)}:{options.port}",
     }
     if options.watch:
         environment[f"{ENV_PREFIX}_WATCH_DIRS"] = os.pathsep.join(os.path.abspath(d) for d in options.watch)
@@ -131,10 +141,27 @@ def _report_start_failure(exc: ReloadError) -> None:
         print("".join(traceback.format_exception(type(cause), cause, cause.__traceback__)), file=sys.stderr)
 
 
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def trigger(options: argparse.Namespace) -> int:
     import httpx
 
-    headers = {"authorization": f"Bearer {options.token}"} if options.token else {}
+    parts = urllib.parse.urlsplit(options.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        print(
+            f"reload-middleware trigger: {options.url!r} is not a server URL such as http://127.0.0.1:8000",
+            file=sys.stderr,
+        )
+        return 2
+    token = options.token
+    if not token and is_loopback_host(parts.hostname):
+        # The same machine: this user's local credential (never sent anywhere else).
+        token = local_credential(create=False)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     url = options.url.rstrip("/") + options.admin_path
     try:
         response = httpx.post(

@@ -27,6 +27,12 @@ input{font:inherit;padding:.4rem;border:1px solid #8a949e;border-radius:6px}
 _SCRIPT = """
 (() => {
   const key = "reload-middleware-token";
+  const cookie = "reload_middleware_credential";
+  function remember(token) {
+    sessionStorage.setItem(key, token);
+    // For reads only (error details on the app's pages): SameSite=Strict, never sent cross-site.
+    document.cookie = cookie + "=" + encodeURIComponent(token) + "; path=/; samesite=strict";
+  }
   async function show(url, method) {
     const headers = {Accept: "text/html", Authorization: "Bearer " + sessionStorage.getItem(key)};
     const response = await fetch(url, {method: method, headers: headers});
@@ -37,7 +43,7 @@ _SCRIPT = """
     const form = event.target;
     if (form.id === "login") {
       event.preventDefault();
-      sessionStorage.setItem(key, form.elements.token.value);
+      remember(form.elements.token.value);
       show(form.action, "GET");
     } else if (sessionStorage.getItem(key)) {
       event.preventDefault();
@@ -48,20 +54,39 @@ _SCRIPT = """
   document.removeEventListener("submit", window.reloadMiddlewareSubmit);
   window.reloadMiddlewareSubmit = submitted;
   document.addEventListener("submit", submitted);
+  // The link the server logged carries the credential in the fragment, which no browser sends.
+  // Once taken out of the address, it is sent with one request for the full page (never again:
+  // a wrong one must not loop); later visits carry the cookie.
+  function takeFragment() {
+    const fragment = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (!fragment) return;
+    remember(fragment);
+    history.replaceState(null, "", location.pathname + location.search);
+    const page = document.getElementById("reload-middleware");
+    if (page && page.dataset.full === "no") show(location.pathname, "GET");
+  }
+  // Also when the link is pasted into a tab that already shows this page (only the hash changes).
+  window.removeEventListener("hashchange", window.reloadMiddlewareFragment);
+  window.reloadMiddlewareFragment = takeFragment;
+  window.addEventListener("hashchange", takeFragment);
+  takeFragment();
 })();
 """
 
 
-def _document(title: str, body: str) -> str:
+def _document(title: str, body: str, *, full: bool = True) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>{body}<script>{_SCRIPT}</script></body></html>"
+        f"<body><main id='reload-middleware' data-full='{'yes' if full else 'no'}'>{body}</main>"
+        f"<script>{_SCRIPT}</script></body></html>"
     )
 
 
-def status_page(status: Mapping[str, Any], admin_path: str) -> str:
+def status_page(status: Mapping[str, Any], admin_path: str, *, full: bool = True) -> str:
+    """The status for people; ``full=False`` for a client without the credential: no error
+    details, and a way to give the credential instead of the reload buttons."""
     path = html.escape(admin_path, quote=True)
     rows = "".join(
         f"<tr><td>{v['number']}</td><td>{html.escape(v['state'])}</td><td>{v['in_flight']}</td></tr>"
@@ -71,9 +96,7 @@ def status_page(status: Mapping[str, Any], admin_path: str) -> str:
         f"<h1>Serving version {status['version']}</h1>",
         f"<p class='muted'>{_count(status['reloads'], 'reload')}, {status['failures']} failed; "
         f"{status['tracked_modules']} modules tracked; watching files: {'yes' if status['watching'] else 'no'}</p>",
-        f"<form method='post' action='{path}'>"
-        "<button class='primary' type='submit'>Reload now</button>"
-        f"<button type='submit' formaction='{path}?force=1'>Reload everything</button></form>",
+        _reload_buttons(path) if full else _credential_form(path),
         "<h2>Live versions</h2><table><tr><th>version</th><th>state</th><th>requests in flight</th></tr>"
         f"{rows}</table>",
         _limits(status.get("limits") or {}),
@@ -89,7 +112,12 @@ def status_page(status: Mapping[str, Any], admin_path: str) -> str:
     else:
         parts.append("<h2>Last reload</h2><p class='muted'>None yet.</p>")
     error = status.get("last_error")
-    if error:
+    if error and not full:
+        parts.append(
+            f"<div class='error'><h2>Last error</h2><p><b>{html.escape(error['type'])}</b>"
+            f"{' (resolved since)' if error.get('resolved') else ''}; the details need the credential.</p></div>"
+        )
+    elif error:
         where = f" at {html.escape(str(error['file']))}, line {error['line']}" if error.get("file") else ""
         parts.append(
             f"<div class='error'><h2>Last error</h2><p><b>{html.escape(error['type'])}</b>: "
@@ -98,7 +126,25 @@ def status_page(status: Mapping[str, Any], admin_path: str) -> str:
     leaked = status.get("leaked_versions") or []
     if leaked:
         parts.append(f"<h2>Leaked versions</h2><pre>{html.escape(json.dumps(leaked, indent=2))}</pre>")
-    return _document(f"reload_middleware: version {status['version']}", "".join(parts))
+    return _document(f"reload_middleware: version {status['version']}", "".join(parts), full=full)
+
+
+def _reload_buttons(path: str) -> str:
+    return (
+        f"<form method='post' action='{path}'>"
+        "<button class='primary' type='submit'>Reload now</button>"
+        f"<button type='submit' formaction='{path}?force=1'>Reload everything</button></form>"
+    )
+
+
+def _credential_form(path: str) -> str:
+    return (
+        "<p class='muted'>Reloading and error details need a credential: open the status-page link the server "
+        "logged at start (it carries this user's local credential), run <code>reload-middleware trigger URL</code>, "
+        "or enter the token.</p>"
+        f"<form id='login' method='post' action='{path}'><input type='password' name='token' autocomplete='off' "
+        "placeholder='token' required> <button class='primary' type='submit'>Open</button></form>"
+    )
 
 
 def _count(number: int, noun: str) -> str:
@@ -124,12 +170,22 @@ def _what_changed(changed: list[str]) -> str:
     return f"{html.escape(', '.join(changed))} changed" if changed else "a forced reload of every module"
 
 
-def error_page(error: Mapping[str, Any], admin_path: str) -> str:
-    """What a browser gets while the latest reload has failed: what to fix, where."""
+def error_page(error: Mapping[str, Any], admin_path: str, *, full: bool = True) -> str:
+    """What a browser gets while the latest reload has failed: what to fix, where (``full``), or
+    only that it failed and where to look (no credential: a secret may stand on the failing line)."""
+    path = html.escape(admin_path, quote=True)
+    if not full:
+        return _document(
+            "Reload failed",
+            f"<div class='error'><h1>Reload failed: {html.escape(error['type'])}</h1></div>"
+            "<p class='muted'>The latest edit could not be loaded; the previous version keeps serving API "
+            f"clients. The file, line and traceback are on the <a href='{path}'>status page</a> for the developer: "
+            "open the link the server logged at start, then refresh this page.</p>",
+            full=False,
+        )
     where = ""
     if error.get("file"):
         where = f"<p><b>{html.escape(str(error['file']))}</b>, line {error['line']}</p>{_excerpt(error)}"
-    path = html.escape(admin_path, quote=True)
     return _document(
         f"Reload failed: {error['type']}",
         f"<div class='error'><h1>Reload failed: {html.escape(error['type'])}</h1>"

@@ -81,6 +81,7 @@ class Pipeline:
         # The latest failure while it is unresolved, for the error page (when that option is on).
         self.failing: ErrorReport | None = None
         self.started = False
+        self.announce: Callable[[], object] | None = None  # a line to log once serving starts
         self.history = History()
         self._retirer = Retirer(self.versions, runtime, reloader.leaks, self.config)
         self._condition = threading.Condition()
@@ -103,6 +104,9 @@ class Pipeline:
             if self.started:
                 return
             follow_server_logging()  # by now the server has set its logging up
+            if self.announce is not None:
+                self.announce()
+                self.announce = None
             self._closed = False
             self._worker = threading.Thread(target=self._work, name="reload-middleware-pipeline", daemon=True)
             self._worker.start()

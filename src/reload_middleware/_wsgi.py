@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ._admin import REASONS, AdminEndpoint, AdminRequest, AdminResponse, failure_header, failure_page
+from ._admin import REASONS, AdminEndpoint, AdminRequest, AdminResponse
 from ._config import Options, Unpack
 from ._pipeline import Pipeline
 from ._reloader import Reloader, prepare
@@ -73,9 +73,10 @@ class WSGIReloadMiddleware:
         if gate is not None:
             gate.wait(self._wait_limit)
         if pipeline.failing is not None:
-            if "text/html" in environ.get("HTTP_ACCEPT", ""):
-                return _respond(start_response, failure_page(pipeline.failing, self._admin_path or ""))
-            start_response = _with_header(start_response, failure_header(pipeline.failing))
+            answer = self._admin.while_failing(AdminRequest.from_environ(environ), pipeline.failing)
+            if isinstance(answer, AdminResponse):
+                return _respond(start_response, answer)
+            start_response = _with_header(start_response, answer)
         version = pipeline.versions.current
         if version.header is not None:
             start_response = _with_header(start_response, version.header)
