@@ -4,10 +4,12 @@ the version go up. Screenshots go to a temporary directory; ``make screenshots``
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,68 @@ def test_with_a_token_the_page_asks_for_it_and_sends_it_with_the_reload(
     page.get_by_role("button", name="Reload now").click()
     page.wait_for_selector("text=Serving version 2")
     assert server.client.get("/").text == "two"
+
+
+ATTACKS = """<!doctype html><html><body>
+<form id="f" method="post" action="{admin}?force=1" target="sink"><input name="x" value="1"></form>
+<iframe name="sink"></iframe>
+<iframe src="{admin}"></iframe>
+<img src="{admin}">
+<script>
+  const admin = "{admin}";
+  document.getElementById("f").submit();
+  fetch(admin, {{method: "POST", mode: "no-cors"}}).catch(() => {{}});
+  fetch(admin, {{method: "POST", credentials: "include"}}).catch(() => {{}});
+  fetch(admin + "?force=1", {{method: "POST", mode: "no-cors", credentials: "include",
+    headers: {{"Content-Type": "text/plain"}}, body: "force"}}).catch(() => {{}});
+  navigator.sendBeacon(admin);
+  navigator.sendBeacon(admin + "?force=1", "x");
+  document.title = "fired";
+</script></body></html>"""
+
+
+@pytest.fixture
+def attacker_site() -> Iterator[Callable[[str], str]]:
+    """Serves the attack page on another site (`localhost` is not the same site as 127.0.0.1)."""
+    pages: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, b"")
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def publish(html: str) -> str:
+        pages["/attack"] = html.encode()
+        return f"http://localhost:{server.server_address[1]}/attack"
+
+    yield publish
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_cross_site_pages_cannot_reload_even_in_the_developers_browser(
+    tree: AppTree, serve: ServerFactory, page: Page, attacker_site: Callable[[str], str]
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    page.goto(f"{server.url}/__reload#token={local_credential_of(os.environ)}")
+    page.wait_for_selector("text=Reload now")  # the browser now holds the credential cookie
+    tree.write("leaf.py", 'VALUE = "two"\n')  # an edit a forged request would make live
+    page.goto(attacker_site(ATTACKS.format(admin=f"{server.url}/__reload")))
+    page.wait_for_function("document.title === 'fired'")
+    page.wait_for_timeout(1500)  # room for every forged request to arrive
+    assert server.status()["reloads"] == 0
+    assert server.client.get("/").text == "one"
+    assert "POST /__reload" in server.log()  # they did reach the server, and were refused
