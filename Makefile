@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install browser test lint screenshots demo demo-flask bench clean
+.PHONY: install conformance browser test lint screenshots demo demo-flask bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Starlette's own tests (its sdist, for the release installed), run by tests/test_starlette_suite.py.
+STARLETTE_SUITE := $(VENV)/starlette-suite
+$(STARLETTE_SUITE)/.ready: $(STAMP)
+	rm -rf $(STARLETTE_SUITE) && mkdir -p $(STARLETTE_SUITE)/download
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(STARLETTE_SUITE)/download \
+		"starlette==$$($(BIN)/python -c 'import starlette; print(starlette.__version__)')"
+	tar -xzf $(STARLETTE_SUITE)/download/starlette-*.tar.gz -C $(STARLETTE_SUITE) --strip-components=1
+	touch $@
+
+conformance: $(STARLETTE_SUITE)/.ready
 
 # The browser tests drive Debian's Chromium; install it when it is missing (CI runs as root).
 browser:
@@ -28,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests example_app benchmarks
 	$(BIN)/mypy
 
-test: lint browser
+test: lint browser conformance
 	$(BIN)/pytest
 
 # The README's screenshots, taken by the browser tests.

@@ -79,15 +79,20 @@ class Server:
         self.log_path = cwd / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         fd = self._sock.fileno()
-        # Another server (gunicorn) can take the command line; "{fd}" stands for the socket.
+        # Another server (gunicorn, hypercorn) can take the command line; "{fd}" stands for the
+        # socket. A server that cannot take one (granian) binds "{port}" itself: the socket is
+        # closed first, and the port is free for it, if for a moment anyone's.
         argv = [sys.executable, str(SERVE), str(fd), import_string, *options]
         if command is not None:
-            argv = [part.replace("{fd}", str(fd)) for part in command] + [import_string]
+            argv = [part.replace("{fd}", str(fd)).replace("{port}", str(self.port)) for part in command]
+            argv.append(import_string)
+            if any("{port}" in part for part in command):
+                self._sock.close()
         self.process = subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
-            pass_fds=[fd],
+            pass_fds=[fd] if self._sock.fileno() != -1 else [],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -58,8 +58,9 @@ def test_failed_lifespan_startup_fails_the_reload_and_the_old_version_serves_on(
     edit(tree, "fail-startup")
     wait_until(lambda: server.status()["last_error"] is not None)
     error = server.status()["last_error"]
-    assert error["type"] == "LifespanFailed"
+    assert error["type"] == "RuntimeError"  # the app's own exception, as for an error at import
     assert "startup refused for fail-startup" in error["message"]
+    assert "Reload failed, the old version keeps serving: RuntimeError: startup refused" in server.log()
     assert server.client.get("/").text == "v1 v1"
     assert server.status()["version"] == 1
 

@@ -7,6 +7,7 @@ reloading itself belongs to the pipeline (``_pipeline.py``), shared with the WSG
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -156,23 +157,25 @@ class ReloadMiddleware:
         await _respond(send, response)
 
     async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = await receive()
-        if message["type"] != "lifespan.startup":
-            return
         pipeline = self._pipeline
         # The warm-up runs on the backend the server runs: anyio's AsyncIOBackend or TrioBackend.
         self._runtime.backend = anyio.lowlevel.current_token().backend_class.__name__.removesuffix("Backend").lower()
         unsupported: LifespanUnsupported | None = None
+        failure: LifespanFailed | None = None
         async with anyio.create_task_group() as task_group:
             session = LifespanSession(scope, task_group, self.config.startup_timeout)
             try:
-                await session.start(pipeline.versions.current)
+                await session.begin(pipeline.versions.current)
+                if (await receive())["type"] == "lifespan.startup":
+                    # Not through a local name: this coroutine lives as long as the server, and
+                    # would keep version 1 (its lifespan, its app, its modules) alive for good.
+                    await pipeline.versions.current.lifespan.startup(self.config.startup_timeout)
             except LifespanUnsupported as exc:
                 unsupported = exc
             except LifespanFailed as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                return
-            if unsupported is None:
+                failure = exc
+            if unsupported is None and failure is None:
                 self._runtime.session = session
                 pipeline.start()
                 await send({"type": "lifespan.startup.complete"})
@@ -180,25 +183,27 @@ class ReloadMiddleware:
                 self._runtime.session = None
                 await anyio.to_thread.run_sync(pipeline.close)
                 failure = await _stop_all(session, pipeline)
-                task_group.cancel_scope.cancel()
                 if failure is None:
                     await send({"type": "lifespan.shutdown.complete"})
                 else:
-                    await send({"type": "lifespan.shutdown.failed", "message": failure})
+                    await send({"type": "lifespan.shutdown.failed", "message": str(failure)})
+            task_group.cancel_scope.cancel()  # nothing of ours outlives the session
         if unsupported is not None:
             # Transparent: the server sees the same exception the bare app would have raised.
             pipeline.start()
             raise unsupported.__cause__ or unsupported from None
+        if failure is not None and failure.__cause__ is not None:
+            raise failure.__cause__  # as the bare app would: it reported the failure, then raised
 
 
-async def _stop_all(session: LifespanSession, pipeline: Pipeline) -> str | None:
+async def _stop_all(session: LifespanSession, pipeline: Pipeline) -> LifespanFailed | None:
     """Server shutdown: stop every live version, newest first; the first failure, if any."""
-    failure: str | None = None
+    failure: LifespanFailed | None = None
     for version in sorted(pipeline.versions.live, key=lambda v: v.number, reverse=True):
         try:
             await session.stop(version)
-        except Exception as exc:
-            failure = failure or f"version {version.number}: {exc}"
+        except LifespanFailed as exc:
+            failure = failure or exc
     return failure
 
 
@@ -223,6 +228,29 @@ class AsgiRuntime:
 
     def warm_up(self, version: AppVersion, timeout: float) -> None:
         warm_up(version.app, version.state, timeout, self.backend)
+
+    @staticmethod
+    def adapt(app: Any) -> Any:
+        """An ASGI 3 callable for ``app``; an ASGI 2 (double-callable) app is accepted as uvicorn
+        accepts it."""
+        if inspect.isclass(app):
+            is_asgi3 = hasattr(app, "__await__")
+        elif inspect.isroutine(app):
+            is_asgi3 = inspect.iscoroutinefunction(app)
+        else:
+            is_asgi3 = inspect.iscoroutinefunction(type(app).__call__)
+        return app if is_asgi3 else _ASGI2App(app)
+
+
+class _ASGI2App:
+    """``app(scope)`` returns an instance; ``await instance(receive, send)`` serves it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        instance = self.app(scope)
+        await instance(receive, send)
 
 
 class _HttpExchange:

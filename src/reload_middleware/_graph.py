@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 
-from ._watch import EXTENSION_SUFFIXES, SOURCE_SUFFIXES
+from ._watch import EXTENSION_SUFFIXES, SOURCE_SUFFIXES, environment_dirs
 
 # `import a.b as c, d` and `from .x import (y, z)`: statement starts only, anywhere at the start of
 # a line; an import inside a function is read too, which widens a group at worst.
@@ -26,6 +26,10 @@ _IMPORT_RE = re.compile(
     re.MULTILINE,
 )
 _NAME_RE = re.compile(r"[A-Za-z_][\w.]*")
+_INSTALLED = environment_dirs(as_given=True)
+# Resolved module paths, shared by every graph of the process (a test suite builds hundreds):
+# emptied when a sweep finds a symlink switched.
+_REALPATHS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,10 @@ class ModuleGraph:
         if not isinstance(raw, str):
             return None
         if raw not in self._resolved:
-            path = os.path.realpath(raw)
+            if raw.startswith(_INSTALLED):  # never watched: no need to resolve it (most modules)
+                self._resolved[raw] = None
+                return None
+            path = _REALPATHS.get(raw) or _REALPATHS.setdefault(raw, os.path.realpath(raw))
             self._resolved[raw] = path if self._covers(path) else None
         return self._resolved[raw]
 
@@ -124,12 +131,13 @@ class ModuleGraph:
                 if path != tracked.path:
                     moved[name] = (tracked.path, path)
         if moved:
-            self._resolved.clear()
+            self.forget_paths()
         return moved
 
     def forget_paths(self) -> None:
         """The watched directories changed: every cached resolution is to be made again."""
         self._resolved.clear()
+        _REALPATHS.clear()
 
     def paths(self) -> list[str]:
         return list(self._by_path)

@@ -42,14 +42,29 @@ class Lifespan:
         self._send_stream, self._receive_stream = anyio.create_memory_object_stream[Message](2)
         self._started = anyio.Event()
         self._stopped = anyio.Event()
+        self._finished = anyio.Event()
         self._cancel_scope = anyio.CancelScope()
-        self._receive_called = False
+        self._receive_called = anyio.Event()
         self._failure: str | None = None
         self._crash: BaseException | None = None
         self._shutting_down = False
 
-    async def startup(self, task_group: anyio.abc.TaskGroup, limit: float) -> None:
+    async def begin(self, task_group: anyio.abc.TaskGroup, limit: float) -> None:
+        """Start the app's lifespan task, until it waits for its first message.
+
+        Raises:
+            LifespanUnsupported: it raised before it ever called ``receive()``.
+        """
         task_group.start_soon(self._run)
+        with anyio.move_on_after(limit):
+            async with anyio.create_task_group() as either:
+                for event in (self._receive_called, self._finished):
+                    either.start_soon(_set_then_cancel, event, either)
+        if not self._receive_called.is_set() and self._crash is not None:
+            crash = self._crash
+            raise LifespanUnsupported(f"{type(crash).__name__}: {crash}") from crash
+
+    async def startup(self, limit: float) -> None:
         await self._send_stream.send({"type": "lifespan.startup"})
         await self._wait(self._started, "startup", limit)
 
@@ -71,10 +86,14 @@ class Lifespan:
             self._cancel_scope.cancel()
             raise LifespanFailed(f"lifespan {phase} did not finish within {limit:g} s")
         if self._failure is not None:
-            raise LifespanFailed(self._failure or f"lifespan {phase} failed")
+            # An app that reports a failure usually raises right after (Starlette does): wait for
+            # that, so that the server sees the very exception the bare app would have raised.
+            with anyio.move_on_after(limit):
+                await self._finished.wait()
+            raise LifespanFailed(self._failure or f"lifespan {phase} failed") from self._crash
         if self._crash is not None:
             crash = self._crash
-            if phase == "startup" and not self._receive_called:
+            if phase == "startup" and not self._receive_called.is_set():
                 raise LifespanUnsupported(f"{type(crash).__name__}: {crash}") from crash
             raise LifespanFailed(f"lifespan {phase} raised {type(crash).__name__}: {crash}") from crash
 
@@ -85,17 +104,17 @@ class Lifespan:
         except anyio.get_cancelled_exc_class():
             raise
         except BaseException as exc:  # reported to whoever waits, never raised into the task group
-            if self._failure is None:
-                self._crash = exc
+            self._crash = exc
         finally:
             # Whatever happened, nobody may wait forever on an app that is gone.
             self._started.set()
             self._stopped.set()
+            self._finished.set()
             self._send_stream.close()
             self._receive_stream.close()
 
     async def _receive(self) -> Message:
-        self._receive_called = True
+        self._receive_called.set()
         return await self._receive_stream.receive()
 
     async def _send(self, message: Message) -> None:
@@ -128,8 +147,20 @@ class LifespanSession:
         if "state" in scope:
             version.state = scope["state"] = {}
         lifespan = Lifespan(version.app, scope)
-        await lifespan.startup(self._task_group, self._timeout)
+        await lifespan.begin(self._task_group, self._timeout)
+        await lifespan.startup(self._timeout)
         version.lifespan = lifespan
+
+    async def begin(self, version: AppVersion) -> Lifespan:
+        """The first version: its lifespan task starts before the server's startup message is
+        read, so that an app that raises at once does so before it, as the bare app would."""
+        scope = dict(self._scope)
+        if "state" in scope:
+            version.state = scope["state"] = {}
+        lifespan = Lifespan(version.app, scope)
+        await lifespan.begin(self._task_group, self._timeout)
+        version.lifespan = lifespan
+        return lifespan
 
     async def stop(self, version: AppVersion) -> None:
         if isinstance(version.lifespan, Lifespan):
@@ -138,3 +169,8 @@ class LifespanSession:
     def call(self, function: Callable[[AppVersion], Coroutine[Any, Any, T]], version: AppVersion) -> T:
         """Run ``function(version)`` on the session's loop, from another thread."""
         return anyio.from_thread.run(function, version, token=self._token)
+
+
+async def _set_then_cancel(event: anyio.Event, group: anyio.abc.TaskGroup) -> None:
+    await event.wait()
+    group.cancel_scope.cancel()

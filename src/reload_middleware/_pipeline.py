@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ._bounded import Stuck, run_bounded
 from ._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired
@@ -31,6 +31,7 @@ from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # While an old version drains, the worker looks at it this often (and only then: an idle server
 # has no periodic wake-ups from the pipeline).
@@ -46,6 +47,8 @@ class Runtime(Protocol):
     def warm_up(self, version: AppVersion, timeout: float) -> None: ...
 
     def stop(self, version: AppVersion) -> None: ...
+
+    def adapt(self, app: Any) -> Any: ...
 
 
 class Attempt:
@@ -75,7 +78,7 @@ class Pipeline:
         self.config = reloader.config
         self.runtime = runtime
         self._make_header = make_header
-        self.versions = VersionSet(AppVersion(1, reloader.app, make_header(1)))
+        self.versions = VersionSet(AppVersion(1, runtime.adapt(reloader.app), make_header(1)))
         # Read by every request: the attempt a request must wait for (watch mode only), or None.
         self.gate: Attempt | None = None
         # The latest failure while it is unresolved, for the error page (when that option is on).
@@ -91,6 +94,10 @@ class Pipeline:
         self._worker: threading.Thread | None = None
         self._watcher: Watcher | None = None
         self._stuck: Stuck | None = None
+        # Our threads hold this pipeline only weakly: a middleware nobody uses any more (a test's
+        # TestClient, never entered) is collected, and then its threads stop.
+        self._handles = _Handles(self._condition, reloader.leaks)
+        weakref.finalize(self, self._handles.stop)
         # A server that imports the app and then forks its workers (gunicorn --preload) leaves
         # our threads behind in the parent: each child starts its own on its first request.
         forget = weakref.WeakMethod(self._after_fork)
@@ -108,10 +115,11 @@ class Pipeline:
                 self.announce()
                 self.announce = None
             self._closed = False
-            self._worker = threading.Thread(target=self._work, name="reload-middleware-pipeline", daemon=True)
+            self._worker = threading.Thread(
+                target=_work, args=(weakref.ref(self),), name="reload-middleware-pipeline", daemon=True
+            )
             self._worker.start()
-            self._watcher = self.reloader.watcher(self.request, self._on_trigger)
-            self._watcher.start()
+            self._watch()
             self.started = True
 
     def close(self) -> None:
@@ -137,12 +145,16 @@ class Pipeline:
             old.stop()
         with self._condition:
             if self.started and self._watcher is None:
-                self._watcher = self.reloader.watcher(self.request, self._on_trigger)
-                self._watcher.start()
+                self._watch()
+
+    def _watch(self) -> None:
+        self._watcher = self.reloader.watcher(_weakly(self.request), _weakly(self._on_trigger))
+        self._handles.watcher = self._watcher
+        self._watcher.start()
 
     def _after_fork(self) -> None:
-        self._condition = threading.Condition()
-        self._worker = self._watcher = None
+        self._condition = self._handles.condition = threading.Condition()
+        self._worker = self._watcher = self._handles.watcher = None
         self.started = False
 
     def _on_trigger(self) -> None:
@@ -169,30 +181,31 @@ class Pipeline:
             self.start()
         return attempt
 
-    def _work(self) -> None:
-        while True:
-            self._retirer.retire_ready()
-            with self._condition:
-                if self._closed:
-                    return
-                attempt = self._queued
-                if attempt is None:
-                    self._condition.wait(_RETIRE_POLL if self.versions.draining() else None)
-                    continue
-                self._queued, self._running = None, attempt
-            started = time.perf_counter()
-            try:
-                outcome = self._attempt(attempt, started)
-            except BaseException as exc:  # a reload never ends the worker, whatever it raised
-                self.reloader.abort()
-                outcome = self._failed(exc, started)
-            with self._condition:
-                self._running = None
-                if self.gate is attempt:
-                    self.gate = self._queued
-            attempt.finish(outcome)
-            if self.reloader.dirs_moved:
-                self._rewatch()
+    def _next(self) -> Attempt | float | None:
+        """Under the condition: the queued attempt to run, else how long to wait (``None``: until
+        notified); raises ``_Closed`` once the pipeline is closed."""
+        if self._closed:
+            raise _Closed
+        attempt = self._queued
+        if attempt is None:
+            return _RETIRE_POLL if self.versions.draining() else None
+        self._queued, self._running = None, attempt
+        return attempt
+
+    def _run(self, attempt: Attempt) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = self._attempt(attempt, started)
+        except BaseException as exc:  # a reload never ends the worker, whatever it raised
+            self.reloader.abort()
+            outcome = self._failed(exc, started)
+        with self._condition:
+            self._running = None
+            if self.gate is attempt:
+                self.gate = self._queued
+        attempt.finish(outcome)
+        if self.reloader.dirs_moved:
+            self._rewatch()
 
     def _attempt(self, attempt: Attempt, started: float) -> Outcome:
         self._check_not_stuck()
@@ -214,7 +227,7 @@ class Pipeline:
             self._stuck = exc
             raise
         number = self.versions.current.number + 1
-        version = AppVersion(number, loaded.app, self._make_header(number))
+        version = AppVersion(number, self.runtime.adapt(loaded.app), self._make_header(number))
         try:
             self.runtime.start(version)
         except BaseException:
@@ -291,3 +304,56 @@ class Pipeline:
             "versions": self.versions.describe(),
             "leaked_versions": self.reloader.leaks.leaked,
         }
+
+
+class _Closed(Exception):
+    pass
+
+
+def _work(ref: weakref.ReferenceType[Pipeline]) -> None:
+    """The worker thread: every attempt and every retirement, one at a time. It holds the
+    pipeline only while it works on it, never while it waits."""
+    while True:
+        pipeline = ref()
+        if pipeline is None:
+            return
+        pipeline._retirer.retire_ready()
+        condition = pipeline._condition
+        with condition:
+            try:
+                step = pipeline._next()
+            except _Closed:
+                return
+            if not isinstance(step, Attempt):
+                del pipeline
+                condition.wait(step)
+                continue
+        pipeline._run(step)
+        del pipeline
+
+
+class _Handles:
+    """What stops a collected pipeline's threads, without referring to the pipeline."""
+
+    def __init__(self, condition: threading.Condition, leaks: Any) -> None:
+        self.condition = condition
+        self.leaks = leaks
+        self.watcher: Watcher | None = None
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop(timeout=0)
+        with self.condition:
+            self.condition.notify_all()  # the worker wakes, finds the pipeline gone, and ends
+        self.leaks.close()
+
+
+def _weakly(method: Callable[..., T]) -> Callable[..., T | None]:
+    """``method``, called through a weak reference to its object: ``None`` once it is gone."""
+    reference = weakref.WeakMethod(method)
+
+    def call(*args: Any, **kwargs: Any) -> T | None:
+        target = reference()
+        return None if target is None else target(*args, **kwargs)
+
+    return call

@@ -25,10 +25,14 @@ SOURCE_SUFFIXES = (".py",)
 EXTENSION_SUFFIXES = (".so", ".pyd")
 
 
-def environment_dirs() -> tuple[str, ...]:
-    """Directories that hold installed code: never watched, never reloaded."""
+def environment_dirs(*, as_given: bool = False) -> tuple[str, ...]:
+    """Directories that hold installed code: never watched, never reloaded. Resolved, or also as
+    given (``as_given``), to recognise a module path without resolving it."""
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
-    return tuple(sorted(os.path.realpath(d) + os.sep for d in dirs if d))
+    found = {os.path.realpath(d) + os.sep for d in dirs if d}
+    if as_given:
+        found |= {os.path.abspath(d) + os.sep for d in dirs if d}
+    return tuple(sorted(found))
 
 
 class SourceFilter(watchfiles.DefaultFilter):

@@ -115,6 +115,10 @@ class _NoLifespan:
     def stop(self, version: AppVersion) -> None:
         pass
 
+    @staticmethod
+    def adapt(app: Any) -> Any:
+        return app
+
 
 def _leave(version: AppVersion, *, computing: bool) -> None:
     with version.lock:

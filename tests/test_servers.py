@@ -1,0 +1,61 @@
+"""Any ASGI server and event loop: hypercorn (asyncio and trio workers), granian, and Starlette's
+TestClient with and without a ``with`` block on both anyio backends; an edit is served on each."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from apps import STARLETTE_APP, write_app
+from harness import AppTree, ServerFactory, wait_until
+from starlette.testclient import TestClient
+
+from reload_middleware import ReloadMiddleware
+
+BIN = Path(sys.executable).parent
+SERVERS = {
+    "hypercorn-asyncio": [str(BIN / "hypercorn"), "--bind", "fd://{fd}", "--worker-class", "asyncio"],
+    "hypercorn-trio": [str(BIN / "hypercorn"), "--bind", "fd://{fd}", "--worker-class", "trio"],
+    "granian": [str(BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"],
+}
+
+
+@pytest.mark.parametrize("server_name", list(SERVERS))
+def test_an_edit_is_served_under_another_server(tree: AppTree, serve: ServerFactory, server_name: str) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(command=SERVERS[server_name])
+    wait_until(lambda: server.status()["watching"])
+    assert server.client.get("/").text == "one"
+    assert server.client.get("/state").json() == {"built_by": "one"}  # its lifespan ran
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: server.client.get("/").text == "two")
+    response = server.client.get("/state")
+    assert (response.json(), response.headers["x-reload-version"]) == ({"built_by": "two"}, "2")
+    assert server.status()["failures"] == 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("entered", [True, False], ids=["with", "without-with"])
+def test_an_edit_is_served_through_the_testclient(
+    imported_tree: AppTree, backend: Literal["asyncio", "trio"], entered: bool
+) -> None:
+    tree = imported_tree
+    write_app(tree, {name: source for name, source in STARLETTE_APP.items() if name != "asgi.py"})
+    middleware = ReloadMiddleware(f"{tree.name}.main:app", enabled=True, environ={})
+    client = TestClient(middleware, backend=backend)
+    if entered:
+        client.__enter__()  # lifespan runs; every request then shares one event loop
+    try:
+        assert client.get("/").text == "one"
+        wait_until(lambda: middleware.status()["watching"])
+        tree.write("leaf.py", 'VALUE = "two"\n')
+        # Without `with`, every request runs on a new event loop: the watcher's news reaches it.
+        wait_until(lambda: client.get("/").text == "two")
+        assert client.get("/").headers["x-reload-version"] == "2"
+        if entered:
+            assert client.get("/state").json() == {"built_by": "two"}
+    finally:
+        if entered:
+            client.__exit__(None, None, None)
