@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
+import anyio
+import httpx
 import pytest
 from apps import STARLETTE_APP, write_app
 from harness import AppTree, ServerFactory, wait_until
@@ -59,3 +61,20 @@ def test_an_edit_is_served_through_the_testclient(
     finally:
         if entered:
             client.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_edit_is_served_through_httpx_asgi_transport(imported_tree: AppTree, backend: str) -> None:
+    tree = imported_tree
+    write_app(tree, {name: source for name, source in STARLETTE_APP.items() if name != "asgi.py"})
+    middleware = ReloadMiddleware(f"{tree.name}.main:app", enabled=True, environ={})
+
+    async def get() -> str:
+        transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return (await client.get("/")).text
+
+    assert anyio.run(get, backend=backend) == "one"
+    wait_until(lambda: middleware.status()["watching"])
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: anyio.run(get, backend=backend) == "two")
