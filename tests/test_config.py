@@ -36,6 +36,7 @@ def test_environment_fills_what_is_not_passed(tmp_path: Path) -> None:
             "RELOAD_MIDDLEWARE_WATCH": "off",
             "RELOAD_MIDDLEWARE_WATCH_DIRS": str(tmp_path),
             "RELOAD_MIDDLEWARE_EXCLUDE": "*_test.py, migrations/*",
+            "RELOAD_MIDDLEWARE_INCLUDE": "*.html,.env, *.yaml",
             "RELOAD_MIDDLEWARE_TOKEN": "s3cret",
             "RELOAD_MIDDLEWARE_DRAIN_TIMEOUT": "2.5",
             "RELOAD_MIDDLEWARE_ADMIN_PATH": "/_admin/reload",
@@ -44,6 +45,7 @@ def test_environment_fills_what_is_not_passed(tmp_path: Path) -> None:
     assert config.watch is False
     assert config.watch_dirs == (tmp_path.resolve(),)
     assert config.exclude == ("*_test.py", "migrations/*")
+    assert config.include == ("*.html", ".env", "*.yaml")
     assert config.token == "s3cret"
     assert config.drain_timeout == 2.5
     assert config.admin_path == "/_admin/reload"

@@ -164,3 +164,20 @@ def test_a_wrong_start_fails_with_a_message_that_says_why(
     with pytest.raises(AssertionError, match="server exited") as info:
         serve(env=env)
     assert message.replace("PKG", tree.name) in str(info.value)
+
+
+def test_a_sibling_package_of_the_apps_package_is_watched_by_default(tree: AppTree, serve: ServerFactory) -> None:
+    # A Django-like layout: the app's package and, beside it, a package of views it imports.
+    views = f"views_{tree.name}"
+    (tree.root / views).mkdir()
+    (tree.root / views / "__init__.py").write_text("")
+    (tree.root / views / "home.py").write_text('TEXT = "from the sibling"\n')
+    write_app(tree, STARLETTE_APP)
+    tree.write("leaf.py", f"from {views}.home import TEXT as VALUE\n")
+    server = serve()
+    assert server.client.get("/").text == "from the sibling"
+    saved = tree.root / views / ".home.py.saving"
+    saved.write_text('TEXT = "edited in the sibling"\n')
+    os.replace(saved, tree.root / views / "home.py")
+    wait_until(lambda: server.client.get("/").text == "edited in the sibling")
+    assert f"{views}.home" in server.status()["last_reload"]["changed"]

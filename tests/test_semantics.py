@@ -286,10 +286,13 @@ def test_a_lazily_imported_module_broken_then_fixed_is_served(tree: AppTree, ser
 
 def test_code_outside_the_watched_directories_is_never_reloaded(tree: AppTree, serve: ServerFactory) -> None:
     write_semantic_app(tree, {"report.py": "import outside_lib\n\ndef report():\n    return outside_lib.VALUE\n"})
-    (tree.root / "outside_lib.py").write_text("VALUE = 'outside1'\n")
-    server = serve()
+    # Another directory on sys.path, outside the project root (which holds the app's package).
+    elsewhere = tree.root.parent / f"elsewhere_{tree.name}"
+    elsewhere.mkdir()
+    (elsewhere / "outside_lib.py").write_text("VALUE = 'outside1'\n")
+    server = serve(env={"PYTHONPATH": f"{tree.root}{os.pathsep}{elsewhere}"})
     assert server.client.get("/").json() == "outside1"
-    (tree.root / "outside_lib.py").write_text("VALUE = 'outside2'\n")
+    (elsewhere / "outside_lib.py").write_text("VALUE = 'outside2'\n")
     time.sleep(0.5)
     assert server.client.post("/__reload").json()["reloaded"] == []
     assert server.client.get("/").json() == "outside1"

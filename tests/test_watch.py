@@ -144,3 +144,15 @@ def test_a_watcher_whose_callback_fails_restarts_and_keeps_delivering(tmp_path: 
         wait_until(lambda: any(p and str(tmp_path / "b.py") in p for p in seen))
     finally:
         watcher.stop()
+
+
+def test_a_project_root_leaves_out_hidden_directories_virtualenvs_and_node_modules(tmp_path: Path) -> None:
+    covers = SourceFilter([tmp_path], []).covers
+    assert covers(str(tmp_path / "mysite" / "settings.py"))
+    assert covers(str(tmp_path / "polls" / "views.py"))
+    assert covers(str(tmp_path / "manage.py"))
+    assert not covers(str(tmp_path / ".venv" / "lib" / "python3.11" / "site-packages" / "x.py"))
+    assert not covers(str(tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "django" / "urls.py"))
+    assert not covers(str(tmp_path / ".git" / "hooks" / "x.py"))
+    assert not covers(str(tmp_path / ".cache" / "x.py"))
+    assert not covers(str(tmp_path / "frontend" / "node_modules" / "x.py"))

@@ -131,3 +131,29 @@ def test_no_request_fails_during_reloads_under_load(tree: AppTree, serve: Server
         versions = [version for version, _ in per_client]
         assert versions == sorted(versions)
     assert Counter(text for texts in texts_by_version.values() for text in texts)["broken"] == 0
+
+
+def test_an_edited_flask_template_is_served(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, FLASK_APP)
+    tree.write("templates/page.html", "<p>{{ value }} from the first template</p>\n")
+    tree.write(
+        "main.py",
+        FLASK_APP["main.py"]
+        + """
+
+        from flask import render_template
+
+
+        @app.get("/page")
+        def page():
+            return render_template("page.html", value=VALUE)
+        """,
+    )
+    server = serve("PKG.wsgi:app", command=GUNICORN)
+    wait_until(lambda: server.status()["process"]["listening"])
+    assert server.client.get("/page").text.strip() == "<p>one from the first template</p>"
+    tree.write("templates/page.html", "<p>{{ value }} from the edited template</p>\n")
+    wait_until(lambda: server.client.get("/page").text.strip() == "<p>one from the edited template</p>")
+    assert server.status()["last_reload"]["changed"] == [f"{tree.name}.main"]
+    tree.write("templates/page.html", "<p>{{ value }} once more</p>\n")  # and again: known by now
+    wait_until(lambda: server.client.get("/page").text.strip() == "<p>one once more</p>")

@@ -37,7 +37,8 @@ class ReloadMiddleware:
         factory: the import string names a callable that returns the app.
         watch: watch files and reload by itself (``RELOAD_MIDDLEWARE_WATCH``); off, only a ``POST``
             to the admin endpoint reloads, and no request ever waits for a build.
-        watch_dirs: directories whose modules are reloadable; default: the app's top-level package.
+        watch_dirs: directories whose modules are reloadable; default: the project root (the ``sys.path``
+            entry that holds the app's top-level package), as ``uvicorn --reload`` watches.
         exclude: glob patterns of files never reloaded.
         admin_path: path of the admin endpoint, ``None`` for none.
         token: bearer token the admin endpoint requires (``RELOAD_MIDDLEWARE_TOKEN``).

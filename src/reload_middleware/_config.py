@@ -29,6 +29,8 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 T = TypeVar("T")
+# Files besides Python modules whose edits reload the app: templates, by default.
+TEMPLATE_GLOBS = ("*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2")
 
 
 class Unset(enum.Enum):
@@ -46,6 +48,7 @@ class Options(TypedDict, total=False):
     watch: bool
     watch_dirs: Sequence[str | os.PathLike[str]]
     exclude: Sequence[str]
+    include: Sequence[str]
     admin_path: str | None
     token: str | None
     version_header: str | None
@@ -161,6 +164,7 @@ OPTIONS: tuple[Option[Any], ...] = (
     Option("watch", parse_flag, True),
     Option("watch_dirs", _parse_dirs, (), _check_dirs),
     Option("exclude", _parse_globs, ()),
+    Option("include", _parse_globs, TEMPLATE_GLOBS),
     Option("admin_path", _parse_text, "/__reload", _check_admin_path),
     Option("token", _parse_text, None, _check_token, secret=True),
     Option("version_header", _parse_text, "x-reload-version", _check_header_name),
@@ -191,6 +195,7 @@ class Config:
     watch: bool = True
     watch_dirs: tuple[Path, ...] = ()
     exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = TEMPLATE_GLOBS
     admin_path: str | None = "/__reload"
     token: str | None = None
     version_header: str | None = "x-reload-version"
@@ -225,7 +230,7 @@ class Config:
                 value, name, shown = option.parse(option.variable, raw), option.variable, raw
             else:
                 continue
-            if option.name in ("watch_dirs", "exclude"):
+            if option.name in ("watch_dirs", "exclude", "include"):
                 value = tuple(value)
             option.check(name if option.secret else f"{name}={shown!r}", value)
             values[option.name] = value

@@ -67,9 +67,9 @@ class Reloader:
         self.app = load_app(import_string, factory=config.factory)
         # The directories as configured (or as the package's __path__ has them): resolved again on
         # every sweep, so that a switched release symlink is followed.
-        self._given_dirs = config.watch_dirs or package_dirs(self.root_module)
+        self._given_dirs = config.watch_dirs or project_root(self.root_module)
         self.watch_dirs = resolve_dirs(self._given_dirs, self.root_module)
-        self.filter = SourceFilter(self.watch_dirs, config.exclude)
+        self.filter = SourceFilter(self.watch_dirs, config.exclude, config.include)
         self.dirs_moved = False  # set when a sweep found them resolving elsewhere
         if not self.filter.covers(os.path.realpath(getattr(sys.modules[self.root_module], "__file__", "") or "")):
             raise ConfigError(
@@ -77,6 +77,8 @@ class Reloader:
                 f"({', '.join(map(str, self.watch_dirs))}): it could never be reloaded"
             )
         self.graph = ModuleGraph(lambda path: self.filter.covers(path), self._is_protected)
+        self._root_file = os.path.realpath(str(getattr(sys.modules[self.root_module], "__file__", "")))
+        self._watched_now: tuple[Path, ...] = ()
         self.detector = ChangeDetector()
         self._refresh()
         self.trigger = SharedTrigger(import_string)
@@ -106,11 +108,15 @@ class Reloader:
                     on_trigger()
                     paths.discard(trigger_path)
                 if paths:
+                    # A file no module comes from (a template): its first event counts as a
+                    # change, its content is known from then on.
+                    self.detector.track_unloaded(path for path in paths if self.filter.is_asset(path))
                     self.detector.notice(paths)
             if self.detector.dirty:
                 on_change()
 
-        directories = (*(self.watch_dirs if watching else ()), self.trigger.directory)
+        self._watched_now = self.observed_dirs()
+        directories = (*(self._watched_now if watching else ()), self.trigger.directory)
         # Only the trigger to listen for (manual mode): no hurry, wake less often.
         return Watcher(directories, accept, notice, step_ms=5 if watching else 50)
 
@@ -128,6 +134,11 @@ class Reloader:
         self._discover_modules()
         changes = self.detector.take_changes()
         changed_modules = self.graph.modules_at(changes) | relocated
+        assets = {path for path in changes if self.filter.is_asset(path)}
+        if assets:
+            # A template or a named file changed: build the app anew (its module and importers),
+            # so that whatever it loaded from such files (a template cache) starts afresh.
+            changed_modules.add(self.root_module)
         if not changed_modules and not force:
             self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
             return None
@@ -150,6 +161,8 @@ class Reloader:
                 reloadable.add(name)
                 group |= affected
         planned = {self.graph.modules[name].path for name in reloadable}
+        if self.root_module in reloadable:
+            planned |= assets
         self.detector.defer(path for path in changes if path not in planned)
         changes = {path: print_ for path, print_ in changes.items() if path in planned}
         if force:
@@ -159,6 +172,26 @@ class Reloader:
         group.add(self.root_module)
         return Plan(changes, frozenset(reloadable), frozenset(group), force, tuple(restart_required))
 
+    def observed_dirs(self) -> tuple[Path, ...]:
+        """The directories the OS watches: those given (``watch_dirs``); by default, within the
+        project root, the top-level packages the app imports from it, or the root itself when a
+        module lies directly in it (a single-file app, a Django project's top-level module).
+
+        Not the whole root: it often holds files written on every request (a log, a SQLite
+        database), whose events would keep the watcher busy for nothing.
+        """
+        if self.config.watch_dirs:
+            return self.watch_dirs
+        observed: dict[Path, None] = {}
+        for path in [*self.graph.paths(), self._root_file]:
+            for root in self.watch_dirs:
+                parts = Path(path).relative_to(root).parts if path.startswith(f"{root}{os.sep}") else ()
+                if len(parts) == 1:
+                    return self.watch_dirs
+                if parts:
+                    observed[root / parts[0]] = None
+        return tuple(observed) or self.watch_dirs
+
     def _follow_relocation(self) -> set[str]:
         """A release switch (``current -> releases/v2``): the watched directories and the module
         files may now resolve elsewhere. Returns the modules whose file moved to different content:
@@ -167,7 +200,7 @@ class Reloader:
         if dirs != self.watch_dirs:
             logger.info("The watched directories now resolve to %s", ", ".join(map(str, dirs)))
             self.watch_dirs = dirs
-            self.filter = SourceFilter(dirs, self.config.exclude)
+            self.filter = SourceFilter(dirs, self.config.exclude, self.config.include)
             self.graph.forget_paths()
             self.dirs_moved = True
         moved = self.graph.relocated()
@@ -229,6 +262,8 @@ class Reloader:
         self.detector.commit(plan.changes)
         self._refresh()
         self.app = loaded.app
+        if self.config.watch and self.observed_dirs() != self._watched_now:
+            self.dirs_moved = True  # a package the app newly imports: watch it too
 
     def abort(self) -> None:
         """The attempt failed: its changes are pending again, for the next attempt."""
@@ -267,14 +302,15 @@ def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def package_dirs(root_module: str) -> tuple[Path, ...]:
-    """The tree of the app's top-level package (or the directory of a top-level module), as the
-    import system has it (symlinks not resolved)."""
+def project_root(root_module: str) -> tuple[Path, ...]:
+    """As ``uvicorn --reload`` watches: the directory (the ``sys.path`` entry) that holds the app's
+    top-level package or module, so that a project's sibling packages (a Django project's apps)
+    are watched too. As the import system has it: symlinks are resolved later, again on sweeps."""
     top = sys.modules[root_module.split(".")[0]]
     locations = list(getattr(top, "__path__", ()))
-    if not locations and getattr(top, "__file__", None):
-        locations = [os.path.dirname(str(top.__file__))]
-    return tuple(Path(os.path.abspath(location)) for location in locations)
+    if locations:
+        return tuple(dict.fromkeys(Path(os.path.dirname(os.path.abspath(location))) for location in locations))
+    return (Path(os.path.dirname(os.path.abspath(str(top.__file__)))),)
 
 
 def resolve_dirs(dirs: tuple[Path, ...], root_module: str) -> tuple[Path, ...]:

@@ -7,6 +7,7 @@ The request path only reads ``ChangeDetector.dirty``: it never stats a file.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
@@ -22,6 +23,7 @@ import watchfiles
 logger = logging.getLogger(__name__)
 
 SOURCE_SUFFIXES = (".py",)
+_NEVER_WATCHED = frozenset({"site-packages", "dist-packages", "node_modules", "__pycache__"})
 EXTENSION_SUFFIXES = (".so", ".pyd")
 
 
@@ -38,18 +40,30 @@ def environment_dirs(*, as_given: bool = False) -> tuple[str, ...]:
 class SourceFilter(watchfiles.DefaultFilter):
     """Python sources and extension modules below the watch directories, minus exclusions."""
 
-    def __init__(self, watch_dirs: Sequence[Path], exclude: Sequence[str]) -> None:
+    def __init__(self, watch_dirs: Sequence[Path], exclude: Sequence[str], include: Sequence[str] = ()) -> None:
         self.ignore_paths = environment_dirs()
         super().__init__()
         self._roots = tuple(str(d) + os.sep for d in watch_dirs)
         self._exclude = tuple(exclude)
+        self._include = tuple(include)
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
-        return path.endswith(SOURCE_SUFFIXES + EXTENSION_SUFFIXES) and self.covers(path)
+        return (path.endswith(SOURCE_SUFFIXES + EXTENSION_SUFFIXES) or self.is_asset(path)) and self.covers(path)
+
+    def is_asset(self, path: str) -> bool:
+        """A file, not a module, whose edits reload the app (a template; see the ``include`` option)."""
+        name = os.path.basename(path)
+        return any(fnmatch.fnmatch(name, pattern) for pattern in self._include)
 
     def covers(self, path: str) -> bool:
-        """Whether ``path`` (absolute, resolved) belongs to the watched tree."""
-        if not path.startswith(self._roots) or not super().__call__(watchfiles.Change.modified, path):
+        """Whether ``path`` (absolute, resolved) belongs to the watched tree: below a watched
+        directory, and not in a hidden directory, a virtualenv's ``site-packages`` or ``node_modules``
+        (a project root holds those too, as with ``uvicorn --reload``)."""
+        root = next((root for root in self._roots if path.startswith(root)), None)
+        if root is None or not super().__call__(watchfiles.Change.modified, path):
+            return False
+        inside = path[len(root) :].split(os.sep)[:-1]
+        if any(part.startswith(".") or part in _NEVER_WATCHED for part in inside):
             return False
         pure = PurePath(path)
         return not any(pure.match(pattern) for pattern in self._exclude)
