@@ -276,7 +276,7 @@ class AdminEndpoint:
             if isinstance(force, AdminResponse):
                 response = force
             elif request.method == "GET":
-                response = self._admin.render_status(request, self._pipeline.status(), full=decision)
+                response = self._admin.render_status(request, status_of(self._pipeline), full=decision)
             else:
                 outcome = self._pipeline.request(force=force, sweep=True).wait()
                 self._pipeline.reloader.tell_other_workers(force)
@@ -300,6 +300,28 @@ class AdminEndpoint:
             return AdminResponse(500, error_page(report.as_dict(), self._path, full=full).encode(), "text/html")
         summary = report.as_dict() if full else {"type": report.type, "message": "details on the admin endpoint"}
         return ("x-reload-error", error_summary(summary))
+
+
+def status_of(pipeline: Pipeline) -> dict[str, Any]:
+    """The status JSON (what ``GET`` shows a client with the credential)."""
+    config, watcher = pipeline.config, pipeline.watcher
+    listening = watcher is not None and watcher.running
+    return {
+        "version": pipeline.versions.current.number,
+        **pipeline.history.as_dict(),
+        "reloading": pipeline.reloading,
+        "tracked_modules": len(pipeline.reloader.graph.modules),
+        "watching": config.watch and listening,
+        "watcher": watcher.describe() if watcher is not None else None,
+        "limits": {
+            "build_timeout": config.build_timeout,
+            "drain_timeout": config.drain_timeout,
+            "max_versions": config.max_versions,
+        },
+        "process": {"pid": os.getpid(), "shared_trigger": str(pipeline.reloader.trigger.path), "listening": listening},
+        "versions": pipeline.versions.describe(),
+        "leaked_versions": pipeline.reloader.leaks.leaked,
+    }
 
 
 def redacted(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._admin import AdminEndpoint, AdminRequest, AdminResponse
+from ._admin import AdminEndpoint, AdminRequest, AdminResponse, status_of
 from ._config import Options, Unpack
 from ._lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
 from ._pipeline import Pipeline
@@ -149,7 +149,7 @@ class ReloadMiddleware:
             await version.app(scope, receive, send)
 
     def status(self) -> dict[str, Any]:
-        return self._pipeline.status()
+        return status_of(self._pipeline)
 
     async def _serve_admin(self, scope: Scope, send: Send) -> None:
         request = AdminRequest.from_scope(scope)

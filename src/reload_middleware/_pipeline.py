@@ -35,7 +35,6 @@ T = TypeVar("T")
 
 # While an old version drains, the worker looks at it this often (and only then: an idle server
 # has no periodic wake-ups from the pipeline).
-_DRAIN_POLL = 0.001
 _RETIRE_POLL = 0.02
 
 
@@ -103,6 +102,14 @@ class Pipeline:
         forget = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (method := forget()) is not None and method())
 
+    @property
+    def watcher(self) -> Watcher | None:
+        return self._watcher
+
+    @property
+    def reloading(self) -> bool:
+        return self._running is not None
+
     # -- threads ---------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -138,7 +145,6 @@ class Pipeline:
 
     def _rewatch(self) -> None:
         """The watched directories resolve elsewhere now (a release switch): watch the new ones."""
-        self.reloader.dirs_moved = False
         with self._condition:
             old, self._watcher = self._watcher, None
         if old is not None:
@@ -204,7 +210,7 @@ class Pipeline:
             if self.gate is attempt:
                 self.gate = self._queued
         attempt.finish(outcome)
-        if self.reloader.dirs_moved:
+        if self.reloader.dirs.moved:
             self._rewatch()
 
     def _attempt(self, attempt: Attempt, started: float) -> Outcome:
@@ -259,18 +265,14 @@ class Pipeline:
             self._stuck = None
 
     def _drain(self, version: AppVersion) -> None:
-        """Wait until the server computes no request on ``version`` (new ones wait at the gate)."""
-        deadline = time.monotonic() + self.config.drain_timeout
-        while version.computing > 0:
-            if time.monotonic() >= deadline:
-                logger.warning(
-                    "version %d still computed %d request(s) after %g s (drain_timeout); swapping anyway",
-                    version.number,
-                    version.computing,
-                    self.config.drain_timeout,
-                )
-                return
-            time.sleep(_DRAIN_POLL)
+        """New requests wait at the gate while the server finishes computing ``version``'s."""
+        if not version.wait_computed(self.config.drain_timeout):
+            logger.warning(
+                "version %d still computed %d request(s) after %g s (drain_timeout); swapping anyway",
+                version.number,
+                version.computing,
+                self.config.drain_timeout,
+            )
 
     def _failed(self, exc: BaseException, started: float) -> Outcome:
         report = self.reloader.report(exc)
@@ -279,31 +281,6 @@ class Pipeline:
         if self.config.error_page:
             self.failing = report
         return Outcome(False, number, (), (time.perf_counter() - started) * 1000, report)
-
-    def status(self) -> dict[str, Any]:
-        """The admin endpoint's status JSON."""
-        watcher = self._watcher
-        listening = watcher is not None and watcher.running
-        return {
-            "version": self.versions.current.number,
-            **self.history.as_dict(),
-            "reloading": self._running is not None,
-            "tracked_modules": len(self.reloader.graph.modules),
-            "watching": self.config.watch and listening,
-            "watcher": watcher.describe() if watcher is not None else None,
-            "limits": {
-                "build_timeout": self.config.build_timeout,
-                "drain_timeout": self.config.drain_timeout,
-                "max_versions": self.config.max_versions,
-            },
-            "process": {
-                "pid": os.getpid(),
-                "shared_trigger": str(self.reloader.trigger.path),
-                "listening": listening,
-            },
-            "versions": self.versions.describe(),
-            "leaked_versions": self.reloader.leaks.leaked,
-        }
 
 
 class _Closed(Exception):

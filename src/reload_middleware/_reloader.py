@@ -13,12 +13,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from watchfiles import Change
 
 from ._config import Config, Options, is_enabled
+from ._dirs import WatchedDirs
 from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, report_error
 from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
@@ -26,7 +26,7 @@ from ._importer import caller_module, import_string_for, load_app, split_import_
 from ._leaks import LeakTracker
 from ._loader import GroupLoad, LoadedGroup
 from ._trigger import SharedTrigger
-from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, environment_dirs, fingerprint
+from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +65,21 @@ class Reloader:
             )
         self._wrapper_module = wrapper_module
         self.app = load_app(import_string, factory=config.factory)
-        # The directories as configured (or as the package's __path__ has them): resolved again on
-        # every sweep, so that a switched release symlink is followed.
-        self._given_dirs = config.watch_dirs or project_root(self.root_module)
-        self.watch_dirs = resolve_dirs(self._given_dirs, self.root_module)
-        self.filter = SourceFilter(self.watch_dirs, config.exclude, config.include)
-        self.dirs_moved = False  # set when a sweep found them resolving elsewhere
+        self.dirs = WatchedDirs(config, self.root_module)
         if not self.filter.covers(os.path.realpath(getattr(sys.modules[self.root_module], "__file__", "") or "")):
             raise ConfigError(
                 f"The app module {self.root_module!r} is not inside the watched directories "
-                f"({', '.join(map(str, self.watch_dirs))}): it could never be reloaded"
+                f"({', '.join(map(str, self.dirs.resolved))}): it could never be reloaded"
             )
         self.graph = ModuleGraph(lambda path: self.filter.covers(path), self._is_protected)
-        self._root_file = os.path.realpath(str(getattr(sys.modules[self.root_module], "__file__", "")))
-        self._watched_now: tuple[Path, ...] = ()
         self.detector = ChangeDetector()
         self._refresh()
         self.trigger = SharedTrigger(import_string)
         self.leaks = LeakTracker(LEAK_CHECK_DELAY)
+
+    @property
+    def filter(self) -> SourceFilter:
+        return self.dirs.filter
 
     def _is_protected(self, name: str) -> bool:
         return name in (self._wrapper_module, "__main__") or name.split(".")[0] == _OWN_PACKAGE
@@ -115,8 +112,8 @@ class Reloader:
             if self.detector.dirty:
                 on_change()
 
-        self._watched_now = self.observed_dirs()
-        directories = (*(self._watched_now if watching else ()), self.trigger.directory)
+        observed = self.dirs.watch(self.graph.paths()) if watching else ()
+        directories = (*observed, self.trigger.directory)
         # Only the trigger to listen for (manual mode): no hurry, wake less often.
         return Watcher(directories, accept, notice, step_ms=5 if watching else 50)
 
@@ -172,37 +169,12 @@ class Reloader:
         group.add(self.root_module)
         return Plan(changes, frozenset(reloadable), frozenset(group), force, tuple(restart_required))
 
-    def observed_dirs(self) -> tuple[Path, ...]:
-        """The directories the OS watches: those given (``watch_dirs``); by default, within the
-        project root, the top-level packages the app imports from it, or the root itself when a
-        module lies directly in it (a single-file app, a Django project's top-level module).
-
-        Not the whole root: it often holds files written on every request (a log, a SQLite
-        database), whose events would keep the watcher busy for nothing.
-        """
-        if self.config.watch_dirs:
-            return self.watch_dirs
-        observed: dict[Path, None] = {}
-        for path in [*self.graph.paths(), self._root_file]:
-            for root in self.watch_dirs:
-                parts = Path(path).relative_to(root).parts if path.startswith(f"{root}{os.sep}") else ()
-                if len(parts) == 1:
-                    return self.watch_dirs
-                if parts:
-                    observed[root / parts[0]] = None
-        return tuple(observed) or self.watch_dirs
-
     def _follow_relocation(self) -> set[str]:
         """A release switch (``current -> releases/v2``): the watched directories and the module
         files may now resolve elsewhere. Returns the modules whose file moved to different content:
         each is a change (one that moved unchanged behaves as before, wherever it lies)."""
-        dirs = resolve_dirs(self._given_dirs, self.root_module)
-        if dirs != self.watch_dirs:
-            logger.info("The watched directories now resolve to %s", ", ".join(map(str, dirs)))
-            self.watch_dirs = dirs
-            self.filter = SourceFilter(dirs, self.config.exclude, self.config.include)
+        if self.dirs.follow():
             self.graph.forget_paths()
-            self.dirs_moved = True
         moved = self.graph.relocated()
         changed = {name for name, (old, new) in moved.items() if not self.detector.same_content(old, new)}
         # Known from now on as they are: the changed ones are in the plan already.
@@ -262,8 +234,8 @@ class Reloader:
         self.detector.commit(plan.changes)
         self._refresh()
         self.app = loaded.app
-        if self.config.watch and self.observed_dirs() != self._watched_now:
-            self.dirs_moved = True  # a package the app newly imports: watch it too
+        if self.config.watch:
+            self.dirs.notice_imports(self.graph.paths())
 
     def abort(self) -> None:
         """The attempt failed: its changes are pending again, for the next attempt."""
@@ -300,27 +272,3 @@ def prepare(
 
 def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def project_root(root_module: str) -> tuple[Path, ...]:
-    """As ``uvicorn --reload`` watches: the directory (the ``sys.path`` entry) that holds the app's
-    top-level package or module, so that a project's sibling packages (a Django project's apps)
-    are watched too. As the import system has it: symlinks are resolved later, again on sweeps."""
-    top = sys.modules[root_module.split(".")[0]]
-    locations = list(getattr(top, "__path__", ()))
-    if locations:
-        return tuple(dict.fromkeys(Path(os.path.dirname(os.path.abspath(location))) for location in locations))
-    return (Path(os.path.dirname(os.path.abspath(str(top.__file__)))),)
-
-
-def resolve_dirs(dirs: tuple[Path, ...], root_module: str) -> tuple[Path, ...]:
-    """``dirs`` resolved; installed code is never watched."""
-    resolved = tuple(Path(os.path.realpath(directory)) for directory in dirs)
-    installed = environment_dirs()
-    for directory in resolved:
-        if (str(directory) + os.sep).startswith(installed):
-            raise ConfigError(
-                f"{root_module!r} is installed in {directory}, which is never watched: "
-                "pass watch_dirs (or RELOAD_MIDDLEWARE_WATCH_DIRS) pointing at its source"
-            )
-    return resolved

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+_DRAIN_POLL = 0.001
+
 
 class Phase(str, enum.Enum):
     STARTING = "starting"
@@ -61,6 +63,19 @@ class AppVersion:
             "computing": self.computing,
             "long_lived": len(self.connections),
         }
+
+    def wait_computed(self, timeout: float) -> bool:
+        """Wait until the server computes no request of this version; ``False`` on ``timeout``.
+
+        It polls every millisecond, and only during a drain: a condition variable would put a
+        notification on every request's path instead.
+        """
+        deadline = time.monotonic() + timeout
+        while self.computing > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_DRAIN_POLL)
+        return True
 
     def close_connections(self) -> int:
         """Close this version's long-lived connections (websockets with 1012); returns how many."""

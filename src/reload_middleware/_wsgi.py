@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ._admin import REASONS, AdminEndpoint, AdminRequest, AdminResponse
+from ._admin import REASONS, AdminEndpoint, AdminRequest, AdminResponse, status_of
 from ._config import Options, Unpack
 from ._pipeline import Pipeline
 from ._reloader import Reloader, prepare
@@ -95,7 +95,7 @@ class WSGIReloadMiddleware:
         return _ClosingIterable(result, version)
 
     def status(self) -> dict[str, Any]:
-        return self._pipeline.status()
+        return status_of(self._pipeline)
 
     def close(self) -> None:
         """Stop the watcher and the pipeline's thread (for servers that call it; both are daemons)."""
