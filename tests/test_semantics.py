@@ -440,3 +440,38 @@ def test_a_save_caught_half_written_is_served_once_complete(tree: AppTree, serve
         time.sleep(0.3)
         file.write("VALUE = 'second'\n")
     serves(server, "second")
+
+
+def test_a_plugin_loaded_by_name_reloads_the_module_that_loaded_it(tree: AppTree, serve: ServerFactory) -> None:
+    # Datasette's pattern: a registry imports plugins by name and keeps the first module it got.
+    write_semantic_app(
+        tree,
+        {
+            "plugins/__init__.py": "",
+            "plugins/greeter.py": "def greet():\n    return 'hello from plugin 1'\n",
+            "registry.py": """
+                import importlib
+
+                PLUGINS = {}
+
+
+                def load(name):
+                    return PLUGINS.setdefault(name, importlib.import_module(name))
+            """,
+            "report.py": """
+                from PKG import registry
+
+                greeter = registry.load("PKG.plugins.greeter")
+
+
+                def report():
+                    return greeter.greet()
+            """,
+        },
+    )
+    server = serve()
+    assert server.client.get("/").json() == "hello from plugin 1"
+    tree.write("plugins/greeter.py", "def greet():\n    return 'hello from plugin 2'\n")
+    wait_until(lambda: server.status()["reloads"] == 1)
+    assert server.client.get("/").json() == "hello from plugin 2"  # never the old plugin, reported ok
+    assert f"{tree.name}.registry" in server.status()["last_reload"]["modules"]

@@ -78,6 +78,8 @@ class ModuleGraph:
         self._by_path: dict[str, list[str]] = {}
         # Scanning sources is the costly part: cache it per module object (name -> (id, imports)).
         self._scan_cache: dict[str, tuple[int, set[str]]] = {}
+        # Imports seen as they happened (importer -> imported), by name too (a plugin loader).
+        self._observed: dict[str, set[str]] = {}
         self._resolved: dict[str, str | None] = {}
 
     def refresh(self) -> None:
@@ -170,9 +172,14 @@ class ModuleGraph:
                     importers.setdefault(target, set()).add(name)
         return importers
 
+    def observe(self, imports: Iterable[tuple[str, str]]) -> None:
+        """Imports seen while modules ran: each importer is re-executed with what it imported."""
+        for importer, imported in imports:
+            self._observed.setdefault(importer, set()).add(imported)
+
     def _imports_of(self, name: str) -> set[str]:
         tracked = self.modules[name]
-        found = set(self._scan(tracked))
+        found = set(self._scan(tracked)) | self._observed.get(name, set())
         module = sys.modules.get(name)
         if module is not None:
             submodule_prefix = name + "."

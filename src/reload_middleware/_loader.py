@@ -30,6 +30,7 @@ class LoadedGroup:
     old_modules: dict[str, ModuleType]
     new_modules: dict[str, ModuleType]
     rollback: Callable[[], None]
+    imports: set[tuple[str, str]]  # (importer, imported), as they happened
 
 
 class GroupLoad:
@@ -64,8 +65,7 @@ class GroupLoad:
         """
         # The snapshot is taken here, in the thread that imports, right before the first change.
         snapshot = self._snapshot = dict(sys.modules)
-        recorder = _ImportRecorder(threading.get_ident(), self._imported)
-        sys.meta_path.insert(0, recorder)
+        recorder = self.recorder = ImportRecorder(self._imported).__enter__()
         order = [name for name in snapshot if name in self._members]
         old_modules = {name: snapshot[name] for name in order}
         for path in self._changed_paths:
@@ -84,10 +84,9 @@ class GroupLoad:
             self.restore()
             raise BuildError(f"{type(exc).__name__}: {exc}") from exc
         finally:
-            with contextlib.suppress(ValueError):
-                sys.meta_path.remove(recorder)
+            recorder.__exit__()
         new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
-        return LoadedGroup(app, old_modules, new_modules, self.restore)
+        return LoadedGroup(app, old_modules, new_modules, self.restore, recorder.edges)
 
     def restore(self) -> None:
         """Undo the load: the old modules serve on."""
@@ -157,16 +156,42 @@ def restore_modules(
         setattr(parent, child, module)
 
 
-class _ImportRecorder:
-    """A meta path entry that finds nothing and notes what one thread imports."""
+class ImportRecorder:
+    """A meta path entry that finds nothing and notes what one thread imports, and from where.
 
-    def __init__(self, thread: int, names: set[str]) -> None:
-        self._thread = thread
-        self._names = names
+    ``edges`` holds (importer, imported) pairs as they really happen: an ``import`` statement, and
+    also ``importlib.import_module(name)`` and ``__import__`` by name (a plugin loader), which no
+    reading of the sources would find.
+    """
+
+    def __init__(self, names: set[str] | None = None) -> None:
+        self._thread = threading.get_ident()
+        self.names = set() if names is None else names
+        self.edges: set[tuple[str, str]] = set()
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
-        if threading.get_ident() == self._thread:
-            self._names.add(fullname)
+        if threading.get_ident() != self._thread:
+            return
+        self.names.add(fullname)
+        frame = sys._getframe(1)
+        while frame is not None:
+            importer = str(frame.f_globals.get("__name__", ""))
+            if not importer.startswith(_MACHINERY):
+                self.edges.add((importer, fullname))
+                return
+            frame = frame.f_back  # type: ignore[assignment]
+
+    def __enter__(self) -> ImportRecorder:
+        sys.meta_path.insert(0, self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+
+
+# Frames to look past for the module that asked for an import.
+_MACHINERY = ("importlib", "_frozen_importlib", __name__.rpartition(".")[0])
 
 
 def _source_exists(module: ModuleType) -> bool:

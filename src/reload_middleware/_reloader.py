@@ -24,7 +24,7 @@ from ._graph import ModuleGraph
 from ._handover import recording_hooks, run_hooks
 from ._importer import caller_module, import_string_for, load_app, split_import_string
 from ._leaks import LeakTracker
-from ._loader import GroupLoad, LoadedGroup
+from ._loader import GroupLoad, ImportRecorder, LoadedGroup
 from ._trigger import SharedTrigger
 from ._watch import ChangeDetector, Fingerprint, SourceFilter, Watcher, fingerprint
 
@@ -64,7 +64,8 @@ class Reloader:
                 "move the app to its own module and point the import string at it."
             )
         self._wrapper_module = wrapper_module
-        self.app = load_app(import_string, factory=config.factory)
+        with ImportRecorder() as first_imports:
+            self.app = load_app(import_string, factory=config.factory)
         self.dirs = WatchedDirs(config, self.root_module)
         if not self.filter.covers(os.path.realpath(getattr(sys.modules[self.root_module], "__file__", "") or "")):
             raise ConfigError(
@@ -72,6 +73,7 @@ class Reloader:
                 f"({', '.join(map(str, self.dirs.resolved))}): it could never be reloaded"
             )
         self.graph = ModuleGraph(lambda path: self.filter.covers(path), self._is_protected)
+        self.graph.observe(first_imports.edges)
         self.detector = ChangeDetector()
         self._refresh()
         self.trigger = SharedTrigger(import_string)
@@ -232,6 +234,7 @@ class Reloader:
     def commit(self, plan: Plan, loaded: LoadedGroup) -> None:
         """The new version serves: remember what it was built from."""
         self.detector.commit(plan.changes)
+        self.graph.observe(loaded.imports)
         self._refresh()
         self.app = loaded.app
         if self.config.watch:
