@@ -13,6 +13,7 @@ Usage inside a reloadable module::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import sys
@@ -85,3 +86,28 @@ def run_hooks(namespace_ids: Iterable[int]) -> None:
 
 def run_module_hooks(modules: Iterable[ModuleType]) -> None:
     run_hooks(id(vars(module)) for module in modules)
+
+
+@contextlib.contextmanager
+def capturing_exit_callbacks() -> Iterator[list[Callable[..., object]]]:
+    """Collect the ``atexit`` callbacks this thread registers (a version's modules and app, while
+    they are built): they hold that version alive until they are unregistered at its retirement."""
+    captured: list[Callable[..., object]] = []
+    original = atexit.register
+    thread = threading.get_ident()
+
+    def register(function: Callable[..., object], *args: Any, **kwargs: Any) -> Callable[..., object]:
+        if threading.get_ident() == thread:
+            captured.append(function)
+        return original(function, *args, **kwargs)
+
+    atexit.register = register  # type: ignore[assignment]
+    try:
+        yield captured
+    finally:
+        atexit.register = original
+
+
+def unregister_exit_callbacks(callbacks: Iterable[Callable[..., object]]) -> None:
+    for function in callbacks:
+        atexit.unregister(function)

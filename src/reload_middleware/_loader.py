@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -31,6 +31,7 @@ class LoadedGroup:
     new_modules: dict[str, ModuleType]
     rollback: Callable[[], None]
     imports: set[tuple[str, str]]  # (importer, imported), as they happened
+    exit_callbacks: list[Callable[..., object]] = field(default_factory=list)  # atexit, by this build
 
 
 class GroupLoad:

@@ -77,7 +77,9 @@ class Pipeline:
         self.config = reloader.config
         self.runtime = runtime
         self._make_header = make_header
-        self.versions = VersionSet(AppVersion(1, runtime.adapt(reloader.app), make_header(1)))
+        first = AppVersion(1, runtime.adapt(reloader.app), make_header(1))
+        first.exit_callbacks, reloader.first_exit_callbacks = reloader.first_exit_callbacks, []
+        self.versions = VersionSet(first)
         # Read by every request: the attempt a request must wait for (watch mode only), or None.
         self.gate: Attempt | None = None
         # The latest failure while it is unresolved, for the error page (when that option is on).
@@ -234,6 +236,7 @@ class Pipeline:
             raise
         number = self.versions.current.number + 1
         version = AppVersion(number, self.runtime.adapt(loaded.app), self._make_header(number))
+        version.exit_callbacks = loaded.exit_callbacks
         try:
             self.runtime.start(version)
         except BaseException:

@@ -21,7 +21,7 @@ from ._config import Config, Options, is_enabled
 from ._dirs import WatchedDirs
 from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, report_error
 from ._graph import ModuleGraph
-from ._handover import recording_hooks, run_hooks
+from ._handover import capturing_exit_callbacks, recording_hooks, run_hooks, unregister_exit_callbacks
 from ._importer import caller_module, import_string_for, load_app, split_import_string
 from ._leaks import LeakTracker
 from ._loader import GroupLoad, ImportRecorder, LoadedGroup
@@ -64,7 +64,7 @@ class Reloader:
                 "move the app to its own module and point the import string at it."
             )
         self._wrapper_module = wrapper_module
-        with ImportRecorder() as first_imports:
+        with ImportRecorder() as first_imports, capturing_exit_callbacks() as self.first_exit_callbacks:
             self.app = load_app(import_string, factory=config.factory)
         self.dirs = WatchedDirs(config, self.root_module)
         if not self.filter.covers(os.path.realpath(getattr(sys.modules[self.root_module], "__file__", "") or "")):
@@ -217,15 +217,16 @@ class Reloader:
 
     def build(self, plan: Plan, load: GroupLoad) -> LoadedGroup:
         """Import the plan's group anew; ``sys.modules`` is untouched if this raises ``BuildError``."""
-        with recording_hooks() as registered:
+        with recording_hooks() as registered, capturing_exit_callbacks() as exit_callbacks:
             try:
-                group = load.run(
-                    lambda: load_app(self.import_string, factory=self.config.factory), plan.changed_modules
-                )
+                group = load.run(self._load_app, plan.changed_modules)
             except BuildError:
                 run_hooks(registered)  # undo what the discarded modules registered at import
+                unregister_exit_callbacks(exit_callbacks)
                 raise
         load.after_restore.append(lambda: run_hooks(registered))
+        load.after_restore.append(lambda: unregister_exit_callbacks(exit_callbacks))
+        group.exit_callbacks = exit_callbacks
         return group
 
     def _load_app(self) -> Any:

@@ -1,6 +1,7 @@
 """What happens to a version once a newer one serves: it drains, then retires.
 
-Retiring stops its lifespan, runs its modules' ``on_retire`` hooks, empties framework caches that
+Retiring stops its lifespan, unregisters the ``atexit`` callbacks its build registered (each holds
+the version alive), runs its modules' ``on_retire`` hooks, empties framework caches that
 key on functions (left alone, FastAPI's caches hold every old module graph alive: +15 MB a reload
 on a 190-module app), and hands its namespaces to the leak tracker, which reports any that stay
 referenced.
@@ -16,7 +17,7 @@ from types import ModuleType
 from typing import Protocol
 
 from ._config import Config
-from ._handover import run_module_hooks
+from ._handover import run_module_hooks, unregister_exit_callbacks
 from ._leaks import LeakTracker
 from ._versions import AppVersion, VersionSet
 
@@ -85,6 +86,8 @@ class Retirer:
         except Exception:
             logger.exception("lifespan shutdown of retired version %d failed", version.number)
         self._versions.remove(version)
+        unregister_exit_callbacks(version.exit_callbacks)
+        version.exit_callbacks = []
         replaced, version.replaced = version.replaced, {}
         retire_modules(version.number, replaced, self._leaks)
         version.app = version.state = version.lifespan = None  # let the old module graph go

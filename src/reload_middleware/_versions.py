@@ -54,6 +54,8 @@ class AppVersion:
         # The module objects the next version replaced: this version's own, once it retires.
         self.replaced: dict[str, ModuleType] = {}
         self.retire_by: float | None = None
+        # What its build registered with atexit: unregistered when it retires.
+        self.exit_callbacks: list[Callable[..., object]] = []
 
     def describe(self) -> dict[str, Any]:
         return {
