@@ -17,6 +17,7 @@ from typing import Any
 
 from watchfiles import Change
 
+from . import adapters
 from ._config import Config, Options, is_enabled
 from ._dirs import WatchedDirs
 from ._errors import BuildError, ConfigError, ErrorReport, ImportStringError, report_error
@@ -217,14 +218,18 @@ class Reloader:
 
     def build(self, plan: Plan, load: GroupLoad) -> LoadedGroup:
         """Import the plan's group anew; ``sys.modules`` is untouched if this raises ``BuildError``."""
+        old = {name: sys.modules[name] for name in plan.group if name in sys.modules}
+        restore_registries = adapters.release(old)
         with recording_hooks() as registered, capturing_exit_callbacks() as exit_callbacks:
             try:
                 group = load.run(self._load_app, plan.changed_modules)
             except BuildError:
                 run_hooks(registered)  # undo what the discarded modules registered at import
                 unregister_exit_callbacks(exit_callbacks)
+                restore_registries()
                 raise
         load.after_restore.append(lambda: run_hooks(registered))
+        load.after_restore.append(restore_registries)
         load.after_restore.append(lambda: unregister_exit_callbacks(exit_callbacks))
         group.exit_callbacks = exit_callbacks
         return group

@@ -1,0 +1,51 @@
+"""Framework adapters: process-wide registries that outlive a module group.
+
+A framework that keeps what a module declared in a registry of its own (a plugin manager, an ORM's
+metadata, a URL resolver's cache) would hand out the old declarations after a reload, or refuse
+the new ones. Before a group is imported anew, each adapter takes out of its framework's
+registries what the group's modules put there, and returns how to put it back if the reload is
+rolled back. An adapter is active only when its framework is imported: nothing is imported here.
+
+Adding one: a module with ``FRAMEWORK`` (the top-level module name) and
+``release(modules) -> Callable[[], None]``, listed in ``_ADAPTERS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from types import ModuleType
+
+logger = logging.getLogger(__name__)
+
+_ADAPTERS = ("pluggy",)
+Undo = Callable[[], None]
+
+
+def release(modules: Mapping[str, ModuleType]) -> Undo:
+    """Take out of every loaded framework's registries what ``modules`` declared there; returns
+    what puts it all back (for a rollback)."""
+    undos: list[Undo] = []
+    for name in _ADAPTERS:
+        adapter = importlib.import_module(f"{__name__}.{name}")
+        if adapter.FRAMEWORK in sys.modules:
+            undos.append(adapter.release(modules))
+
+    def undo() -> None:
+        for restore in reversed(undos):
+            try:
+                restore()
+            except Exception:
+                logger.exception("could not restore a framework registry after a rollback")
+
+    return undo
+
+
+def declared_by(value: object, modules: Mapping[str, ModuleType]) -> bool:
+    """Whether ``value`` is one of ``modules``, or a class, function or instance defined in one."""
+    if isinstance(value, ModuleType):
+        return modules.get(value.__name__) is value
+    origin = getattr(value, "__module__", None) or type(value).__module__
+    return origin in modules
