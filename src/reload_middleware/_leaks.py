@@ -94,7 +94,6 @@ class LeakTracker:
             leaked.append({"number": version, "modules": sorted(alive), "held_by": holder_path(first)})
         with self._lock:
             self._retired = still + self._retired
-        self.leaked = leaked
         for leak in leaked:
             logger.warning(
                 "version %d is retired but %d of its modules are still referenced (%s), held by: %s",
@@ -103,6 +102,7 @@ class LeakTracker:
                 ", ".join(leak["modules"][:5]),
                 leak["held_by"] or "an unknown referrer",
             )
+        self.leaked = leaked  # published after the log lines: whoever sees it finds them written
         return leaked
 
 
