@@ -13,6 +13,7 @@ lifespan startup rolls back; a change that needs a restart is reported and block
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -239,11 +240,13 @@ class Pipeline:
         version.exit_callbacks = loaded.exit_callbacks
         try:
             self.runtime.start(version)
+            if self.config.warmup:
+                self.runtime.warm_up(version, self.config.build_timeout)
         except BaseException:
             loaded.rollback()
+            with contextlib.suppress(Exception):
+                self.runtime.stop(version)  # if its lifespan had started
             raise
-        if self.config.warmup:
-            self.runtime.warm_up(version, self.config.build_timeout)
         reloader.commit(plan, loaded)
         old = self.versions.current
         if self.config.watch and not self.config.overlap:

@@ -277,7 +277,3 @@ def prepare(
     import_string = app if isinstance(app, str) else import_string_for(app, wrapper)
     reloader = Reloader(import_string, Config.resolve(environ, factory=factory, **options), wrapper)
     return reloader.app, reloader
-
-
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000

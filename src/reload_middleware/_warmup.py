@@ -34,7 +34,7 @@ def warm_up(app: Any, state: dict[str, Any] | None, timeout: float, backend: str
         run_bounded(lambda: anyio.run(_request, app, state, backend=backend), timeout, "warm-up request")
     except BuildTimeout as exc:
         logger.warning("%s; the new version is swapped in all the same", exc)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit from the app too: a favour never fails a reload
         logger.debug("the warm-up request failed: %r", exc)
 
 
