@@ -44,7 +44,8 @@ test: lint browser conformance
 
 # The README's screenshots, taken by the browser tests.
 screenshots: $(STAMP) browser
-	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_browser.py tests/test_cli.py -k "page or screenshot"
+	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_browser.py \
+		tests/test_cli.py::test_serve_edit_break_see_the_error_page_fix_and_stop
 
 demo: $(STAMP)
 	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"

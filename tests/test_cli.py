@@ -164,8 +164,12 @@ def test_serve_edit_break_see_the_error_page_fix_and_stop(
     assert "VALUE.missing_method()" in page.text
 
     view = browser.new_page(viewport={"width": 1000, "height": 720})
+    # The developer's browser: the status-page link the server logged, then the app's page.
+    view.goto(f"{server.url}/__reload#token={local_credential_of(os.environ)}")
+    view.wait_for_selector("text=Reload everything")
     view.goto(f"{server.url}/")
     view.wait_for_selector("text=Reload failed")
+    assert "VALUE.missing_method()" in view.locator("body").inner_text()  # the failing line, for its author
     view.screenshot(path=str(DOCS / "error-page.png"), full_page=True)
     view.close()
 
