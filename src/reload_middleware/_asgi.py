@@ -16,19 +16,19 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._admin import AdminEndpoint, AdminRequest, AdminResponse, status_of
+from ._admin import AdminRequest, AdminResponse
 from ._config import Options, Unpack
 from ._lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
 from ._pipeline import Pipeline
-from ._reloader import Reloader, prepare
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._versions import AppVersion
 from ._warmup import warm_up
+from ._wrapping import Wrapping
 
 SERVICE_RESTART = 1012  # the websocket close code for "the server is restarting"
 
 
-class ReloadMiddleware:
+class ReloadMiddleware(Wrapping[ASGIApp]):
     """Serve an ASGI app and swap in a freshly imported version whenever its source changes.
 
     Args:
@@ -73,38 +73,15 @@ class ReloadMiddleware:
         environ: Mapping[str, str] | None = None,
         **options: Unpack[Options],
     ) -> None:
-        bare, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
-        self.enabled = reloader is not None
-        if reloader is None:
-            self._bare: ASGIApp = bare
-        else:
-            self._setup(reloader)  # the first version holds the app: nothing else may keep it alive
+        self._wrap(app, enabled, factory, environ, options)
 
-    @property
-    def app(self) -> ASGIApp:
-        """The app serving now: the current version's when reloading is on."""
-        if self.enabled:
-            return self._pipeline.versions.current.app  # type: ignore[no-any-return]
-        return self._bare
+    def _runtime(self) -> AsgiRuntime:
+        self._lifespans = AsgiRuntime()
+        return self._lifespans
 
-    def _setup(self, reloader: Reloader) -> None:
-        self.enabled = True
-        self.config = config = reloader.config
-        self._runtime = AsgiRuntime()
-        name = config.version_header.encode("latin-1") if config.version_header else None
-        self._pipeline = Pipeline(
-            reloader, self._runtime, lambda number: (name, str(number).encode()) if name else None
-        )
-        self._admin = AdminEndpoint(self._pipeline)
-        self._admin_path = config.admin_path
-        self._wait_limit = config.build_timeout
-
-    @classmethod
-    def from_reloader(cls, reloader: Reloader) -> ReloadMiddleware:
-        """A middleware around an app already loaded (``reloadable()`` runs a factory only once)."""
-        middleware = cls.__new__(cls)
-        middleware._setup(reloader)
-        return middleware
+    @staticmethod
+    def _version_header(name: str, number: int) -> tuple[bytes, bytes]:
+        return (name.encode("latin-1"), str(number).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled:
@@ -148,9 +125,6 @@ class ReloadMiddleware:
         else:
             await version.app(scope, receive, send)
 
-    def status(self) -> dict[str, Any]:
-        return status_of(self._pipeline)
-
     async def _serve_admin(self, scope: Scope, send: Send) -> None:
         request = AdminRequest.from_scope(scope)
         # A POST waits for a reload: off the event loop, which keeps serving meanwhile.
@@ -160,7 +134,7 @@ class ReloadMiddleware:
     async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         pipeline = self._pipeline
         # The warm-up runs on the backend the server runs: anyio's AsyncIOBackend or TrioBackend.
-        self._runtime.backend = anyio.lowlevel.current_token().backend_class.__name__.removesuffix("Backend").lower()
+        self._lifespans.backend = anyio.lowlevel.current_token().backend_class.__name__.removesuffix("Backend").lower()
         unsupported: LifespanUnsupported | None = None
         failure: LifespanFailed | None = None
         async with anyio.create_task_group() as task_group:
@@ -177,11 +151,11 @@ class ReloadMiddleware:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 failure = exc
             if unsupported is None and failure is None:
-                self._runtime.session = session
+                self._lifespans.session = session
                 pipeline.start()
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown: the server is stopping
-                self._runtime.session = None
+                self._lifespans.session = None
                 await anyio.to_thread.run_sync(pipeline.close)
                 failure = await _stop_all(session, pipeline)
                 if failure is None:

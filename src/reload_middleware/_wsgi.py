@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ._admin import REASONS, AdminEndpoint, AdminRequest, AdminResponse, status_of
+from ._admin import REASONS, AdminRequest, AdminResponse
 from ._config import Options, Unpack
-from ._pipeline import Pipeline
-from ._reloader import Reloader, prepare
 from ._types import Environ, StartResponse, WSGIApp
 from ._versions import AppVersion
+from ._wrapping import Wrapping
 
 
-class WSGIReloadMiddleware:
+class WSGIReloadMiddleware(Wrapping[WSGIApp]):
     """Serve a WSGI app (Flask, Django, Falcon, ...) and swap in a freshly imported version whenever
     its source changes. Takes the options of ``ReloadMiddleware``; lifespan ones do not apply."""
 
@@ -31,35 +30,14 @@ class WSGIReloadMiddleware:
         environ: Mapping[str, str] | None = None,
         **options: Unpack[Options],
     ) -> None:
-        bare, reloader = prepare(app, enabled=enabled, factory=factory, environ=environ, options=options)
-        self.enabled = reloader is not None
-        if reloader is None:
-            self._bare: WSGIApp = bare
-        else:
-            self._setup(reloader)  # the first version holds the app: nothing else may keep it alive
+        self._wrap(app, enabled, factory, environ, options)
 
-    @property
-    def app(self) -> WSGIApp:
-        """The app serving now: the current version's when reloading is on."""
-        if self.enabled:
-            return self._pipeline.versions.current.app  # type: ignore[no-any-return]
-        return self._bare
+    def _runtime(self) -> _NoLifespan:
+        return _NoLifespan()
 
-    def _setup(self, reloader: Reloader) -> None:
-        self.enabled = True
-        self.config = config = reloader.config
-        name = config.version_header
-        self._pipeline = Pipeline(reloader, _NoLifespan(), lambda number: (name, str(number)) if name else None)
-        self._admin = AdminEndpoint(self._pipeline)
-        self._admin_path = config.admin_path
-        self._wait_limit = config.build_timeout
-
-    @classmethod
-    def from_reloader(cls, reloader: Reloader) -> WSGIReloadMiddleware:
-        """A middleware around an app already loaded (``reloadable()`` runs a factory only once)."""
-        middleware = cls.__new__(cls)
-        middleware._setup(reloader)
-        return middleware
+    @staticmethod
+    def _version_header(name: str, number: int) -> tuple[str, str]:
+        return (name, str(number))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not self.enabled:
@@ -93,9 +71,6 @@ class WSGIReloadMiddleware:
         with version.lock:
             version.computing -= 1  # what is left is streaming the answer, at the client's pace
         return _ClosingIterable(result, version)
-
-    def status(self) -> dict[str, Any]:
-        return status_of(self._pipeline)
 
     def close(self) -> None:
         """Stop the watcher and the pipeline's thread (for servers that call it; both are daemons)."""
