@@ -142,25 +142,24 @@ class LifespanSession:
         self._token = anyio.lowlevel.current_token()
 
     async def start(self, version: AppVersion) -> None:
-        """Raises ``LifespanUnsupported`` or ``LifespanFailed``."""
-        scope = dict(self._scope)
-        if "state" in scope:
-            version.state = scope["state"] = {}
-        lifespan = Lifespan(version.app, scope)
-        await lifespan.begin(self._task_group, self._timeout)
-        await lifespan.startup(self._timeout)
-        version.lifespan = lifespan
+        """Begin and start a version's lifespan. Raises ``LifespanUnsupported`` or ``LifespanFailed``."""
+        await self.begin(version)
+        try:
+            await version.lifespan.startup(self._timeout)
+        except BaseException:
+            version.lifespan = None  # it never started: there is nothing to stop
+            raise
 
-    async def begin(self, version: AppVersion) -> Lifespan:
-        """The first version: its lifespan task starts before the server's startup message is
-        read, so that an app that raises at once does so before it, as the bare app would."""
+    async def begin(self, version: AppVersion) -> None:
+        """Start a version's lifespan task, until it waits for its startup message (sent apart for
+        the first version, after the server's own: an app that raises at once does so before it
+        is read, as the bare app would)."""
         scope = dict(self._scope)
         if "state" in scope:
             version.state = scope["state"] = {}
         lifespan = Lifespan(version.app, scope)
         await lifespan.begin(self._task_group, self._timeout)
         version.lifespan = lifespan
-        return lifespan
 
     async def stop(self, version: AppVersion) -> None:
         if isinstance(version.lifespan, Lifespan):
