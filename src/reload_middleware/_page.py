@@ -141,7 +141,14 @@ def _credential_form(path: str) -> str:
     return (
         "<p class='muted'>Reloading and error details need a credential: open the status-page link the server "
         "logged at start (it carries this user's local credential), run <code>reload-middleware trigger URL</code>, "
-        "or enter the token.</p>"
+        f"or enter the token.</p>{_token_form(path)}"
+    )
+
+
+def _token_form(path: str) -> str:
+    # POST, so that a browser without script never puts the token into a URL (the server then
+    # refuses the body); the page's script sends it as a header instead.
+    return (
         f"<form id='login' method='post' action='{path}'><input type='password' name='token' autocomplete='off' "
         "placeholder='token' required> <button class='primary' type='submit'>Open</button></form>"
     )
@@ -227,9 +234,5 @@ def login_page(admin_path: str) -> str:
     return _document(
         "reload_middleware: token required",
         "<h1>Token required</h1><p class='muted'>This server sets RELOAD_MIDDLEWARE_TOKEN. The token is kept in "
-        "this tab only and sent as <code>Authorization: Bearer</code>.</p>"
-        # POST, so that a browser without script never puts the token into a URL (the server then
-        # refuses the body).
-        f"<form id='login' method='post' action='{path}'><input type='password' name='token' autocomplete='off' "
-        "placeholder='token' required> <button class='primary' type='submit'>Open</button></form>",
+        f"this tab only and sent as <code>Authorization: Bearer</code>.</p>{_token_form(path)}",
     )

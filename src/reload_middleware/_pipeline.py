@@ -135,15 +135,12 @@ class Pipeline:
     def close(self) -> None:
         """Stop the watcher and the worker (the server is stopping); the trigger file goes too."""
         with self._condition:
-            watcher, worker = self._watcher, self._worker
+            worker = self._worker
             self._closed = True
             self.started = False
-            self._condition.notify_all()
-        if watcher is not None:
-            watcher.stop()
+        self._handles.stop(watcher_timeout=5.0)
         if worker is not None and worker is not threading.current_thread():
             worker.join(10)
-        self.reloader.leaks.close()
         self.reloader.trigger.remove()
 
     def _rewatch(self) -> None:
@@ -323,11 +320,13 @@ class _Handles:
         self.leaks = leaks
         self.watcher: Watcher | None = None
 
-    def stop(self) -> None:
+    def stop(self, watcher_timeout: float = 0) -> None:
+        """Stop the watcher (waiting for it up to ``watcher_timeout``), wake the worker so that it
+        ends, and stop the leak checker."""
         if self.watcher is not None:
-            self.watcher.stop(timeout=0)
+            self.watcher.stop(timeout=watcher_timeout)
         with self.condition:
-            self.condition.notify_all()  # the worker wakes, finds the pipeline gone, and ends
+            self.condition.notify_all()  # the worker wakes, finds the pipeline closed or gone, and ends
         self.leaks.close()
 
 
