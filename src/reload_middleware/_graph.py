@@ -80,10 +80,13 @@ class ModuleGraph:
         self._scan_cache: dict[str, tuple[int, set[str]]] = {}
         # Imports seen as they happened (importer -> imported), by name too (a plugin loader).
         self._observed: dict[str, set[str]] = {}
+        # Who imports whom, built once per refresh (a plan asks for each changed module's group).
+        self._importers_cache: dict[str, set[str]] | None = None
         self._resolved: dict[str, str | None] = {}
 
     def refresh(self) -> None:
         """Re-read ``sys.modules``: called at start and after every reload, never per request."""
+        self._importers_cache = None
         modules: dict[str, TrackedModule] = {}
         for name, module in list(sys.modules.items()):
             path = self._watched_path(getattr(module, "__file__", None))
@@ -165,17 +168,20 @@ class ModuleGraph:
         return group
 
     def _importers(self) -> dict[str, set[str]]:
-        importers: dict[str, set[str]] = {}
-        for name in self.modules:
-            for target in self._imports_of(name):
-                if target != name and target in self.modules:
-                    importers.setdefault(target, set()).add(name)
-        return importers
+        if self._importers_cache is None:
+            importers: dict[str, set[str]] = {}
+            for name in self.modules:
+                for target in self._imports_of(name):
+                    if target != name and target in self.modules:
+                        importers.setdefault(target, set()).add(name)
+            self._importers_cache = importers
+        return self._importers_cache
 
     def observe(self, imports: Iterable[tuple[str, str]]) -> None:
         """Imports seen while modules ran: each importer is re-executed with what it imported."""
         for importer, imported in imports:
             self._observed.setdefault(importer, set()).add(imported)
+        self._importers_cache = None
 
     def _imports_of(self, name: str) -> set[str]:
         tracked = self.modules[name]
