@@ -248,15 +248,16 @@ class Pipeline:
         old = self.versions.current
         if self.config.watch and not self.config.overlap:
             self._drain(old)
-        self.versions.swap(version, loaded.old_modules, self.config.retire_timeout)
         record = ReloadRecord(
             modules=tuple(sorted(loaded.new_modules)),
             changed=tuple(sorted(plan.changed_modules)),
             duration_ms=(time.perf_counter() - started) * 1000,
             version=number,
         )
+        # Recorded just before the swap: a client served by the new version finds it in the status.
         self.failing = None
         self.history.succeeded(record)
+        self.versions.swap(version, loaded.old_modules, self.config.retire_timeout)
         return Outcome(True, number, record.modules, record.duration_ms, None, plan.restart_required)
 
     def _check_not_stuck(self) -> None:
