@@ -50,7 +50,7 @@ screenshots: $(STAMP) browser
 demo: $(STAMP)
 	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"
 	@echo "Edit example_app/greeting.py (the leaf) and refresh; status at http://127.0.0.1:8000/__reload"
-	RELOAD_MIDDLEWARE=1 $(BIN)/uvicorn example_app.asgi:app --host 127.0.0.1 --port 8000
+	RELOAD_MIDDLEWARE=1 RELOAD_MIDDLEWARE_URL=http://127.0.0.1:8000 $(BIN)/uvicorn example_app.asgi:app --host 127.0.0.1 --port 8000
 
 demo-flask: $(STAMP)
 	@echo "Serving example_app's Flask app under gunicorn with reloading on: http://127.0.0.1:8001/"
