@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -149,3 +151,18 @@ def local_credential_of(environ: dict[str, str] | os._Environ[str]) -> str | Non
 
 
 ServerFactory = Callable[..., Server]
+
+
+def fresh_report(root: Path, package: str) -> Any:
+    """What a new interpreter computes from the sources now on disk; ``None`` if importing fails."""
+    with tempfile.TemporaryDirectory() as no_bytecode:
+        env = {**os.environ, "PYTHONPATH": str(root), "PYTHONPYCACHEPREFIX": no_bytecode}
+        result = subprocess.run(
+            [sys.executable, "-B", "-c", f"import json, {package}.report as r; print(json.dumps(r.report()))"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    return json.loads(result.stdout) if result.returncode == 0 else None

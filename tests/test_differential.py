@@ -10,38 +10,19 @@ Seeded and reproducible. A failure names its seed; replay it with
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from apps import SEMANTIC_MAIN, STARLETTE_APP
 from differential import Tree, generate, random_edit
-from harness import AppTree, ServerFactory
+from harness import AppTree, ServerFactory, fresh_report
 
 SEEDS = [int(seed) for seed in os.environ.get("DIFFERENTIAL_SEEDS", "1,2,3,4").split(",")]
 STEPS = int(os.environ.get("DIFFERENTIAL_STEPS", "60"))
-
-
-def fresh_report(root: Path, package: str) -> Any:
-    """What a new interpreter computes from the sources now on disk; ``None`` if importing fails."""
-    with tempfile.TemporaryDirectory() as no_bytecode:
-        env = {**os.environ, "PYTHONPATH": str(root), "PYTHONPYCACHEPREFIX": no_bytecode}
-        result = subprocess.run(
-            [sys.executable, "-B", "-c", f"import json, {package}.report as r; print(json.dumps(r.report()))"],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def importable_tree(rng: random.Random, package: str) -> Tree:

@@ -20,7 +20,7 @@ from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
-_ADAPTERS = ("pluggy",)
+_ADAPTERS = ("pluggy", "sqlalchemy")
 Undo = Callable[[], None]
 
 
