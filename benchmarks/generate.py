@@ -1,9 +1,10 @@
 """Generate a realistic FastAPI app of about N modules for the benchmarks.
 
 Layout of package ``bench_app``: ``deps`` imports numpy, SQLAlchemy and pydantic at start (the
-libraries a restart pays for again), ``db`` holds a shared SQLAlchemy ``Base``, ``common`` is
-imported by every model (the "module imported by many"), ``leaf`` by one router only, and the
-rest is split into pydantic models, a service layer (with an import cycle) and routers.
+libraries a restart pays for again), ``db`` holds a shared SQLAlchemy ``Base`` and ``orm`` the
+tables declared on it, ``common`` is imported by every model (the "module imported by many"),
+``leaf`` by one router only, and the rest is split into pydantic models, a service layer (with an
+import cycle) and routers.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def generate(root: Path, modules: int) -> Path:
         Base = declarative_base()
         """,
     )
+    write(package / "orm.py", orm_source("label"))
     write(package / "common.py", "PREFIX = 'p0'\nPAGE_SIZE = 20\n")
     write(package / "leaf.py", "MESSAGE = 'v0'\n")
     for index in range(groups):
@@ -104,7 +106,7 @@ def generate(root: Path, modules: int) -> Path:
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from {PACKAGE} import deps, leaf
+from {PACKAGE} import deps, leaf, orm
 {includes}
 
 app = FastAPI()
@@ -114,6 +116,11 @@ app = FastAPI()
 @app.get("/leaf", response_class=PlainTextResponse)
 def show_leaf() -> str:
     return leaf.MESSAGE
+
+
+@app.get("/orders/columns")
+def order_columns() -> list[str]:
+    return [column.name for column in orm.Order.__table__.columns]
 
 
 @app.get("/ping", response_class=PlainTextResponse)
@@ -138,6 +145,30 @@ async def ping() -> str:
         """,
     )
     return package
+
+
+def orm_source(column: str) -> str:
+    """The ORM models module, its ``Order`` table with one column named ``column``."""
+    return textwrap.dedent(
+        f"""
+        from sqlalchemy import Column, ForeignKey, Integer, String
+
+        from {PACKAGE}.db import Base
+
+
+        class Customer(Base):
+            __tablename__ = "customer"
+            id = Column(Integer, primary_key=True)
+            name = Column(String(80))
+
+
+        class Order(Base):
+            __tablename__ = "order"
+            id = Column(Integer, primary_key=True)
+            customer_id = Column(Integer, ForeignKey("customer.id"))
+            {column} = Column(String(80))
+        """
+    ).lstrip()
 
 
 def count_modules(package: Path) -> int:

@@ -41,12 +41,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from generate import PACKAGE, count_modules, generate  # noqa: E402
+from generate import PACKAGE, count_modules, generate, orm_source  # noqa: E402
 from harness import Server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 LEAF = f"{PACKAGE}/leaf.py"
 COMMON = f"{PACKAGE}/common.py"
+ORM = f"{PACKAGE}/orm.py"
+# What a save of each edited module writes (with a marker the response must then show), and where.
+EDITS: dict[str, tuple[Callable[[str], str], str]] = {
+    LEAF: (lambda marker: f"MESSAGE = '{marker}'\n", "/leaf"),
+    COMMON: (lambda marker: f"PREFIX = '{marker}'\nPAGE_SIZE = 20\n", "/items/0"),
+    ORM: (lambda marker: orm_source(f"c_{marker}"), "/orders/columns"),
+}
 
 
 @dataclass
@@ -151,13 +158,10 @@ def edit_to_serve(root: Path, client: httpx.Client, edits: int, target: str) -> 
     latencies: list[float] = []
     failed = 0
     for number in range(1, edits + 1):
-        marker = f"{target.split('/')[-1][:-3]}{number}-{time.monotonic_ns()}"
+        marker = f"{target.split('/')[-1][:-3]}{number}_{time.monotonic_ns()}"
         time.sleep(0.3)  # a pause between saves, as a person makes
-        if target == LEAF:
-            source, expected = f"MESSAGE = '{marker}'\n", marker
-        else:
-            source, expected = f"PREFIX = '{marker}'\nPAGE_SIZE = 20\n", marker
-        path = "/leaf" if target == LEAF else "/items/0"
+        render, path = EDITS[target]
+        source, expected = render(marker), marker
         written = time.perf_counter()
         _save(root / target, source)
         deadline = written + 60
@@ -263,7 +267,7 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
         "Edit-to-serve (200-module FastAPI app; ms from the file write to the first response with the new code)",
         ["edit", "tool", "median", "p10-p90", "max", "failed requests meanwhile", "ratio to ours"],
     )
-    for target, label in ((LEAF, "leaf"), (COMMON, "module imported by many")):
+    for target, label in ((LEAF, "leaf"), (COMMON, "module imported by many"), (ORM, "ORM model module")):
         medians: dict[str, float] = {}
         for tool in ("reload_middleware", "uvicorn --reload"):
             with app_tree(200) as root:
@@ -286,7 +290,7 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
                 ]
             )
         table.append([label, "uvicorn-hmr", "not measured", "", "", "", "needs Python >= 3.12"])
-        short = "leaf" if target == LEAF else "common"
+        short = {LEAF: "leaf", COMMON: "common", ORM: "orm"}[target]
         results.chart.setdefault("edit-to-serve, median ms (log)", {}).update(
             {
                 f"{short}: {'ours' if tool == 'reload_middleware' else 'uvicorn'}": value

@@ -3,11 +3,15 @@ group's modules declared, and get it back on a rollback."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from apps import write_semantic_app
 from harness import AppTree, ServerFactory, fresh_report, wait_until
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 PLUGGY_APP = {
     "hooks.py": """
@@ -195,3 +199,17 @@ def test_a_failed_reload_of_an_orm_model_puts_the_old_tables_and_mappers_back(
     served = wait_until(lambda: (body := server.client.get("/").json())["hero"].get("power") and body)
     assert served == fresh_report(tree.root, tree.name)
     assert "Warning" not in server.log()
+
+
+def test_the_benchmark_apps_orm_model_edit_reloads(tree: AppTree, serve: ServerFactory) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from generate import PACKAGE, generate, orm_source, write
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    package = generate(tree.root, 20)
+    server = serve(f"{PACKAGE}.asgi:app")
+    assert server.client.get("/orders/columns").json() == ["id", "customer_id", "label"]
+    write(package / "orm.py", orm_source("note"))
+    wait_until(lambda: server.client.get("/orders/columns").json() == ["id", "customer_id", "note"])
+    assert server.status()["failures"] == 0
