@@ -166,3 +166,22 @@ def fresh_report(root: Path, package: str) -> Any:
             timeout=60,
         )
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def fresh_get(root: Path, import_string: str, path: str) -> tuple[int, str]:
+    """What a new interpreter's WSGI app ``import_string`` (no reloading) answers to ``GET path``."""
+    module, _, attribute = import_string.partition(":")
+    script = (
+        f"import httpx, importlib; app = getattr(importlib.import_module({module!r}), {attribute!r}); "
+        "client = httpx.Client(transport=httpx.WSGITransport(app=app), base_url='http://127.0.0.1'); "
+        f"response = client.get({path!r}); print(response.status_code); print(response.text, end='')"
+    )
+    with tempfile.TemporaryDirectory() as no_bytecode:
+        env = {**os.environ, "PYTHONPATH": str(root), "PYTHONPYCACHEPREFIX": no_bytecode}
+        env.pop("RELOAD_MIDDLEWARE", None)
+        result = subprocess.run(
+            [sys.executable, "-B", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 0, result.stderr
+    status, _, body = result.stdout.partition("\n")
+    return int(status), body

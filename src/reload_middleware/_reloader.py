@@ -170,6 +170,9 @@ class Reloader:
         elif not reloadable:
             return Plan(changes, frozenset(), frozenset(), restart_required=tuple(restart_required))
         group.add(self.root_module)
+        for name in adapters.companions(group):
+            if name in self.graph.modules and name not in group:
+                group |= {other for other in self.graph.affected([name]) if not self._is_protected(other)}
         return Plan(changes, frozenset(reloadable), frozenset(group), force, tuple(restart_required))
 
     def _follow_relocation(self) -> set[str]:
@@ -222,7 +225,7 @@ class Reloader:
         restore_registries = adapters.release(old)
         with recording_hooks() as registered, capturing_exit_callbacks() as exit_callbacks:
             try:
-                group = load.run(self._load_app, plan.changed_modules)
+                group = load.run(self._load_app, plan.changed_modules | adapters.imported_at_start(plan.group))
             except BuildError:
                 run_hooks(registered)  # undo what the discarded modules registered at import
                 unregister_exit_callbacks(exit_callbacks)

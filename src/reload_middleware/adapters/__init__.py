@@ -7,7 +7,12 @@ registries what the group's modules put there, and returns how to put it back if
 rolled back. An adapter is active only when its framework is imported: nothing is imported here.
 
 Adding one: a module with ``FRAMEWORK`` (the top-level module name) and
-``release(modules) -> Callable[[], None]``, listed in ``_ADAPTERS``.
+``release(modules) -> Callable[[], None]``, listed in ``_ADAPTERS``. Two more functions are
+optional, for frameworks that import the project's modules themselves: ``companions(group)``
+names modules to re-execute with any group (Django's root URLconf, built from every app), and
+``imported_at_start(group)`` names members the framework imported at its start, which nothing
+imports again by itself (Django's ``models`` and ``admin`` modules): they are imported right after
+the app.
 """
 
 from __future__ import annotations
@@ -15,23 +20,36 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from types import ModuleType
 
 logger = logging.getLogger(__name__)
 
-_ADAPTERS = ("pluggy", "sqlalchemy")
+_ADAPTERS = ("django", "pluggy", "sqlalchemy")
 Undo = Callable[[], None]
+
+
+def _active() -> list[ModuleType]:
+    """The adapters whose framework this process has imported."""
+    adapters = [importlib.import_module(f"{__name__}.{name}") for name in _ADAPTERS]
+    return [adapter for adapter in adapters if adapter.FRAMEWORK in sys.modules]
+
+
+def companions(group: Set[str]) -> set[str]:
+    """Modules to reload along with ``group``, for the frameworks that build them from it."""
+    return {name for adapter in _active() if hasattr(adapter, "companions") for name in adapter.companions(group)}
+
+
+def imported_at_start(group: Set[str]) -> set[str]:
+    """Members of ``group`` a framework imported at its start, to import again after the app."""
+    found = (adapter.imported_at_start(group) for adapter in _active() if hasattr(adapter, "imported_at_start"))
+    return {name for names in found for name in names}
 
 
 def release(modules: Mapping[str, ModuleType]) -> Undo:
     """Take out of every loaded framework's registries what ``modules`` declared there; returns
     what puts it all back (for a rollback)."""
-    undos: list[Undo] = []
-    for name in _ADAPTERS:
-        adapter = importlib.import_module(f"{__name__}.{name}")
-        if adapter.FRAMEWORK in sys.modules:
-            undos.append(adapter.release(modules))
+    undos = [adapter.release(modules) for adapter in _active()]
 
     def undo() -> None:
         for restore in reversed(undos):
