@@ -34,6 +34,21 @@ class BuildTimeout(ReloadError):
     """A build (or a warm-up) did not finish within its time limit; the old version serves on."""
 
 
+class StaleCode(ReloadError):
+    """A reload swapped, but the serving app or an unchanged module still reaches replaced code."""
+
+
+def stale_report(chain: str) -> ErrorReport:
+    """What the status, the log and the error page say about a stale reload."""
+    message = (
+        f"the new version still reaches code of the replaced modules: {chain}. Something outside the "
+        "reloaded modules holds it (a registry, a cache): undo the registration with on_retire(), import "
+        "the module that registered it from the registry's module (then both reload together), or restart "
+        "the server"
+    )
+    return ErrorReport(StaleCode.__name__, message, f"{StaleCode.__name__}: {message}\n", None, None)
+
+
 class Interrupted(BaseException):
     """Raised inside a build thread that ran past its time limit.
 

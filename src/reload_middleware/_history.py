@@ -42,9 +42,13 @@ class History:
     restart_required: tuple[str, ...] = ()
 
     def succeeded(self, record: ReloadRecord) -> None:
+        """Counted just before the swap; logged once checked, by ``log_success`` or ``stale``."""
         self.reloads += 1
         self.last_reload = record
         self.resolved = self.last_error is not None
+
+    def log_success(self, record: ReloadRecord) -> None:
+        """The one line a good reload gets, once it is known not to be stale."""
         logger.info(
             "Reloaded %s: %d module(s) in %.1f ms, now serving version %d",
             ", ".join(record.changed) or "everything (forced)",
@@ -54,6 +58,18 @@ class History:
         )
         for reason in self.restart_required:
             logger.warning("Restart required: %s", reason)
+
+    def stale(self, record: ReloadRecord, report: ErrorReport) -> None:
+        """The reload just recorded swapped, but old code still answers: a failure, not a success."""
+        self.failures += 1
+        self.last_error = report
+        self.resolved = False
+        logger.error(
+            "Reloaded %s as version %d, but it is stale: %s",
+            ", ".join(record.changed) or "everything (forced)",
+            record.version,
+            report.message,
+        )
 
     def failed(self, exc: BaseException, report: ErrorReport, serving: int) -> None:
         self.failures += 1

@@ -16,18 +16,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 from ._bounded import Stuck, run_bounded
-from ._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired
+from ._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired, stale_report
 from ._history import History, ReloadRecord
 from ._logging import follow_server_logging
 from ._reloader import Reloader
 from ._retire import Retirer
+from ._stale import find_stale
 from ._versions import AppVersion, VersionSet
 from ._watch import Watcher
 
@@ -207,8 +210,7 @@ class Pipeline:
             outcome = self._failed(exc, started)
         with self._condition:
             self._running = None
-            if self.gate is attempt:
-                self.gate = self._queued
+        self._open_gate(attempt)
         attempt.finish(outcome)
         if self.reloader.dirs.moved:
             self._rewatch()
@@ -258,7 +260,38 @@ class Pipeline:
         self.failing = None
         self.history.succeeded(record)
         self.versions.swap(version, loaded.old_modules, self.config.retire_timeout)
+        self._open_gate(attempt)  # the new version serves: what follows holds no request back
+        stale = self._stale_report(record, loaded.app, plan.group, loaded.old_modules)
+        if stale is not None:
+            return Outcome(False, number, record.modules, record.duration_ms, stale, plan.restart_required)
+        self.history.log_success(record)
         return Outcome(True, number, record.modules, record.duration_ms, None, plan.restart_required)
+
+    def _stale_report(
+        self, record: ReloadRecord, app: Any, group: frozenset[str], replaced: dict[str, ModuleType]
+    ) -> ErrorReport | None:
+        """Guarantee 7: a reload whose app still reaches old code is reported as stale, not as ok.
+        The old version retires first if it can: its ``on_retire`` hooks undo its registrations."""
+        self._retirer.retire_ready()
+        graph = self.reloader.graph
+        unchanged = {
+            name: sys.modules[name]
+            for name, tracked in graph.modules.items()
+            if tracked.reloadable and name not in group and name in sys.modules
+        }
+        chain = find_stale(app, unchanged, replaced, graph.modules.__contains__)
+        if chain is None:
+            return None
+        report = stale_report(chain)
+        self.history.stale(record, report)
+        if self.config.error_page:
+            self.failing = report
+        return report
+
+    def _open_gate(self, attempt: Attempt) -> None:
+        with self._condition:
+            if self.gate is attempt:
+                self.gate = self._queued
 
     def _check_not_stuck(self) -> None:
         if self._stuck is not None:

@@ -1,0 +1,152 @@
+"""Never stale-but-ok: after a swap, does the serving app, or a project module that was not
+reloaded, still reach code of the modules the reload replaced?
+
+A registry in an unchanged module (a dict of handlers filled by a decorator, a plugin list) keeps
+the old functions next to the new ones, and the old ones answer. The search walks forward from the
+new app and from every unchanged project module, and stops at the first function, class or module
+of the replaced version; the path it took is the chain to show.
+
+The walk is kept to what project code can hold: it does not enter other modules, installed
+libraries' classes and functions' globals (only their closures and defaults, where a decorator
+keeps what it wraps), or this package's objects (they hold the draining version on purpose). It
+visits at most ``budget`` objects.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from types import BuiltinFunctionType, CodeType, FrameType, FunctionType, MethodType, ModuleType
+from typing import Any
+from weakref import ReferenceType
+
+_OWN_PACKAGE = __name__.split(".")[0]
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), CodeType, BuiltinFunctionType, ReferenceType, FrameType)
+BUDGET = 200_000
+
+
+def find_stale(
+    app: object,
+    unchanged: Mapping[str, ModuleType],
+    replaced: Mapping[str, ModuleType],
+    is_project: Callable[[str], bool],
+    budget: int = BUDGET,
+) -> str | None:
+    """The chain from the new app or an unchanged module to code of ``replaced``, or ``None``."""
+    roots: list[tuple[object, str]] = [(app, "the app")]
+    roots += [(vars(module), name) for name, module in unchanged.items()]
+    return _Search(replaced, is_project).run(roots, budget)
+
+
+_NO_KEY = object()  # how a child that is not a dict entry was reached
+
+
+class _Search:
+    def __init__(self, replaced: Mapping[str, ModuleType], is_project: Callable[[str], bool]) -> None:
+        self._is_project = is_project
+        self._old_namespaces = {id(vars(module)) for module in replaced.values()}
+        self._old = {id(module) for module in replaced.values()}
+        for name, module in replaced.items():
+            for value in list(vars(module).values()):
+                if isinstance(value, (type, FunctionType)) and getattr(value, "__module__", None) == name:
+                    self._old.add(id(value))
+
+    def run(self, roots: list[tuple[object, str]], budget: int) -> str | None:
+        # Every object seen, by id (held, so that ids stay unique), with its parent and the key it
+        # was reached by: labels are only written for the one chain that is shown.
+        seen: dict[int, object] = {}
+        parents: dict[int, tuple[int, object]] = {}
+        names: dict[int, str] = {}
+        queue: deque[object] = deque()
+        for root, name in roots:
+            if id(root) not in seen:
+                seen[id(root)] = root
+                names[id(root)] = name
+                queue.append(root)
+        old, old_namespaces = self._old, self._old_namespaces
+        while queue and len(seen) < budget:
+            current = queue.popleft()
+            for child, key in self._children(current):
+                if isinstance(child, _ATOMS) or id(child) in seen:
+                    continue
+                seen[id(child)] = child
+                parents[id(child)] = (id(current), key)
+                if id(child) in old or (isinstance(child, FunctionType) and id(child.__globals__) in old_namespaces):
+                    return f"{_chain(seen, parents, names, id(child))} (replaced)"
+                if self._enters(child):
+                    queue.append(child)
+        return None
+
+    def _enters(self, value: object) -> bool:
+        if isinstance(value, ModuleType):
+            return False  # a module is a root of its own, or installed code
+        if isinstance(value, type):
+            return self._is_project(value.__module__)
+        if isinstance(value, FunctionType):
+            return True  # its globals only if it is the project's (see _children)
+        return type(value).__module__.split(".")[0] != _OWN_PACKAGE
+
+    def _children(self, value: object) -> Iterator[tuple[object, object]]:
+        if isinstance(value, dict):
+            for key, item in list(value.items()):
+                if isinstance(key, str):
+                    # Dunder entries (a module's spec and loader, pydantic's schemas) are the
+                    # machinery's: of those, only code itself (``__init__``, ``__call__``) is walked.
+                    if key[:2] == "__" and key[-2:] == "__" and not isinstance(item, (FunctionType, type)):
+                        continue
+                else:
+                    yield key, _NO_KEY
+                yield item, key
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for item in list(value):
+                yield item, _NO_KEY
+        elif isinstance(value, FunctionType):
+            for cell in value.__closure__ or ():
+                try:
+                    yield cell.cell_contents, _NO_KEY
+                except ValueError:  # an empty cell
+                    continue
+            yield value.__defaults__, _NO_KEY
+            yield value.__kwdefaults__, _NO_KEY
+            yield value.__dict__, _NO_KEY
+            if self._is_project(str(value.__globals__.get("__name__", ""))):
+                yield value.__globals__, _NO_KEY
+        elif isinstance(value, type):
+            for key, item in list(vars(value).items()):
+                yield item, key
+            for base in value.__bases__:
+                yield base, _NO_KEY
+        elif isinstance(value, MethodType):
+            yield value.__func__, _NO_KEY
+            yield value.__self__, _NO_KEY
+        else:
+            for item in gc.get_referents(value):
+                yield item, _NO_KEY
+
+
+def _chain(seen: dict[int, object], parents: dict[int, tuple[int, object]], names: dict[int, str], found: int) -> str:
+    """``app.registry.HANDLERS -> function app.plugin.handle``: the way from a root to ``found``."""
+    steps: list[str] = []
+    current = found
+    while current in parents:
+        parent, key = parents[current]
+        if key is _NO_KEY:
+            steps.append(f" -> {_describe(seen[current])}")
+        elif isinstance(key, str):
+            steps.append(f".{key}")
+        else:
+            steps.append(f"[{key!r}]")
+        current = parent
+    steps.append(names[current])
+    return "".join(reversed(steps))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, FunctionType):
+        return f"function {value.__module__}.{value.__qualname__}"
+    if isinstance(value, type):
+        return f"class {value.__module__}.{value.__qualname__}"
+    if isinstance(value, ModuleType):
+        return f"module {value.__name__}"
+    return type(value).__name__
