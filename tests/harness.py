@@ -169,13 +169,23 @@ def fresh_report(root: Path, package: str) -> Any:
 
 
 def fresh_get(root: Path, import_string: str, path: str) -> tuple[int, str]:
-    """What a new interpreter's WSGI app ``import_string`` (no reloading) answers to ``GET path``."""
+    """What a new interpreter's app ``import_string`` (WSGI or ASGI, no reloading) answers to
+    ``GET path``."""
     module, _, attribute = import_string.partition(":")
-    script = (
-        f"import httpx, importlib; app = getattr(importlib.import_module({module!r}), {attribute!r}); "
-        "client = httpx.Client(transport=httpx.WSGITransport(app=app), base_url='http://127.0.0.1'); "
-        f"response = client.get({path!r}); print(response.status_code); print(response.text, end='')"
-    )
+    script = f"""
+import asyncio, importlib, inspect, httpx
+app = getattr(importlib.import_module({module!r}), {attribute!r})
+if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__):
+    async def get():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            return await client.get({path!r})
+    response = asyncio.run(get())
+else:
+    client = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://127.0.0.1")
+    response = client.get({path!r})
+print(response.status_code)
+print(response.text, end="")
+"""
     with tempfile.TemporaryDirectory() as no_bytecode:
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONPYCACHEPREFIX": no_bytecode}
         env.pop("RELOAD_MIDDLEWARE", None)

@@ -29,6 +29,10 @@ def page(request):
     return render(request, "polls/page.html", {{"who": "world"}})
 
 
+def site(request):
+    return render(request, "site.html")
+
+
 def models(request):
     registered = admin.site._registry
     return JsonResponse(
@@ -48,7 +52,8 @@ from . import views
 urlpatterns = [
     path("", views.index),
     path("page/", views.page),
-    path("models/", views.models),{extra}
+    path("models/", views.models),
+    path("site/", views.site),{extra}
 ]
 """
 
@@ -80,7 +85,8 @@ def write_project(tree: AppTree) -> None:
     for command in (["startproject", tree.name, "."], ["startapp", "polls"]):
         subprocess.run([sys.executable, "-m", "django", *command], cwd=tree.root, check=True, timeout=60)
     settings = tree.path("settings.py")
-    settings.write_text(settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'polls',"))
+    source = settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'polls',")
+    settings.write_text(source.replace("'DIRS': [],", "'DIRS': [BASE_DIR / 'templates'],"))  # project templates
     urls = tree.path("urls.py")
     source = urls.read_text().replace("from django.urls import path", "from django.urls import include, path")
     urls.write_text(source.replace("urlpatterns = [", "urlpatterns = [\n    path('polls/', include('polls.urls')),"))
@@ -91,6 +97,8 @@ def write_project(tree: AppTree) -> None:
     app.write("models.py", MODELS.format(extra=""))
     app.write("admin.py", ADMIN.format(name="QuestionAdmin"))
     app.write("templates/polls/page.html", "<p>Hello {{ who }}, page 1</p>\n")
+    (tree.root / "templates").mkdir()
+    (tree.root / "templates" / "site.html").write_text("<p>site 1</p>\n")
     tree.write(
         "dev_asgi.py",
         "from reload_middleware import ReloadMiddleware\n\napp = ReloadMiddleware('PKG.asgi:application')\n",
@@ -136,6 +144,10 @@ def test_django_edits_are_served_as_a_fresh_process_serves_them(
 
     app.write("templates/polls/page.html", "<p>Hello {{ who }}, page 2</p>\n")  # a template
     serves_as_fresh("/polls/page/", "page 2")
+    site_template = tree.root / "templates" / "site.html"  # in the project's templates/ (settings' DIRS)
+    site_template.with_name(".saving").write_text("<p>site 2</p>\n")
+    site_template.with_name(".saving").replace(site_template)
+    serves_as_fresh("/polls/site/", "site 2")
 
     app.write("models.py", MODELS.format(extra="\n    votes = models.IntegerField(default=0)"))  # a model
     serves_as_fresh("/polls/models/", "votes")
@@ -155,5 +167,5 @@ def test_django_edits_are_served_as_a_fresh_process_serves_them(
     serves_as_fresh("/polls/models/", "PollAdmin")
 
     status = server.status()
-    assert (status["reloads"], status["failures"]) == (6, 1)
+    assert (status["reloads"], status["failures"]) == (7, 1)
     assert "already registered" not in server.log()

@@ -45,8 +45,8 @@ class WatchedDirs:
 
     def observed(self, module_paths: Iterable[str]) -> tuple[Path, ...]:
         """The directories the OS watches: those given (``watch_dirs``); by default, within the
-        project root, the top-level packages the app imports from it, or the root itself when a
-        module lies directly in it (a single-file app, a Django project's top-level module).
+        project root, the top-level packages the app imports from it and a ``templates``
+        directory, or the root itself when a module lies directly in it (a single-file app).
 
         Not the whole root: it often holds files written on every request (a log, a SQLite
         database), whose events would keep the watcher busy for nothing.
@@ -61,7 +61,14 @@ class WatchedDirs:
                     return self.resolved
                 if parts:
                     observed[root / parts[0]] = None
-        return tuple(observed) or self.resolved
+        if not observed:
+            return self.resolved
+        # Project-level templates (Django's ``DIRS``, ``Jinja2Templates(directory="templates")``)
+        # lie in the root beside the packages, by convention in ``templates/``.
+        for root in self.resolved:
+            if (root / "templates").is_dir():
+                observed[root / "templates"] = None
+        return tuple(observed)
 
     def watch(self, module_paths: Iterable[str]) -> tuple[Path, ...]:
         """What to give a new watcher now (and remember it)."""
