@@ -81,3 +81,22 @@ def test_a_registration_undone_by_on_retire_is_not_stale(tree: AppTree, serve: S
     wait_until(lambda: server.client.get("/").json() == ["hello 2"])
     status = server.status()
     assert (status["reloads"], status["failures"], status["last_error"]) == (1, 0, None)
+
+
+def test_routes_added_to_an_app_that_is_not_reloaded_are_reported_stale(tree: AppTree, serve: ServerFactory) -> None:
+    # The FastAPI app lives in a module no view edit touches; views add their routes to it.
+    tree.write("__init__.py", "")
+    tree.write("application.py", "from fastapi import FastAPI\n\napp = FastAPI()\n")
+    views = "from PKG.application import app\n\n\n@app.get('/')\ndef home():\n    return {text!r}\n"
+    tree.write("views.py", views.format(text="view 1"))
+    tree.write("main.py", "import PKG.views\nfrom PKG.application import app\n")
+    tree.write("asgi.py", "from reload_middleware import ReloadMiddleware\n\napp = ReloadMiddleware('PKG.main:app')\n")
+    server = serve()
+    tree.write("views.py", views.format(text="view 2"))
+    error = wait_until(lambda: server.status()["last_error"])
+    assert error["type"] == "StaleCode"
+    assert f"function {tree.name}.views.home (replaced)" in error["message"]
+    assert error["message"].startswith(
+        f"the new version still reaches code of the replaced modules: {tree.name}.application.app"
+    )
+    assert server.client.get("/").json() == "view 1"  # what the report is about: the old route matches first

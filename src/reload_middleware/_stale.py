@@ -34,12 +34,17 @@ def find_stale(
     budget: int = BUDGET,
 ) -> str | None:
     """The chain from the new app or an unchanged module to code of ``replaced``, or ``None``."""
-    roots: list[tuple[object, str]] = [(app, "the app")]
-    roots += [(vars(module), name) for name, module in unchanged.items()]
+    # The modules first: an app that lives in one of them is named by where it lives.
+    roots: list[tuple[object, str]] = [(vars(module), name) for name, module in unchanged.items()]
+    where = (
+        f"{name}.{key}" for name, module in unchanged.items() for key, value in vars(module).items() if value is app
+    )
+    roots.append((app, next(where, "the app")))
     return _Search(replaced, is_project).run(roots, budget)
 
 
 _NO_KEY = object()  # how a child that is not a dict entry was reached
+_ATTRIBUTES = object()  # an instance's ``__dict__``: its entries read as attributes
 
 
 class _Search:
@@ -73,7 +78,10 @@ class _Search:
                 seen[id(child)] = child
                 parents[id(child)] = (id(current), key)
                 if id(child) in old or (isinstance(child, FunctionType) and id(child.__globals__) in old_namespaces):
-                    return f"{_chain(seen, parents, names, id(child))} (replaced)"
+                    chain = _chain(seen, parents, names, id(child))
+                    if key is not _NO_KEY:  # reached by a name: say what it names
+                        chain += f" -> {_describe(child)}"
+                    return f"{chain} (replaced)"
                 if self._enters(child):
                     queue.append(child)
         return None
@@ -121,8 +129,9 @@ class _Search:
             yield value.__func__, _NO_KEY
             yield value.__self__, _NO_KEY
         else:
+            attributes = getattr(value, "__dict__", None)
             for item in gc.get_referents(value):
-                yield item, _NO_KEY
+                yield item, _ATTRIBUTES if item is attributes else _NO_KEY
 
 
 def _chain(seen: dict[int, object], parents: dict[int, tuple[int, object]], names: dict[int, str], found: int) -> str:
@@ -133,6 +142,8 @@ def _chain(seen: dict[int, object], parents: dict[int, tuple[int, object]], name
         parent, key = parents[current]
         if key is _NO_KEY:
             steps.append(f" -> {_describe(seen[current])}")
+        elif key is _ATTRIBUTES:
+            pass
         elif isinstance(key, str):
             steps.append(f".{key}")
         else:
