@@ -3,8 +3,14 @@ through a registry that was not reloaded, is reported as stale with the chain, n
 
 from __future__ import annotations
 
+import types
+from typing import Any
+
 from apps import write_semantic_app
 from harness import AppTree, ServerFactory, wait_until
+from test_cli import run_cli
+
+from reload_middleware._stale import find_stale
 
 # A registry no plugin edit touches: plugins append themselves to it at import.
 REGISTRY_APP = {
@@ -73,6 +79,11 @@ def test_a_post_that_reloads_into_stale_code_answers_so(tree: AppTree, serve: Se
     assert answer.json()["error"]["type"] == "StaleCode"
     assert server.client.get("/").json() == ["hello 1", "hello 2"]
 
+    tree.write("greet.py", greet("hello 3"))  # `trigger` says so, and exits 1
+    triggered = run_cli(tree, "trigger", server.url)
+    assert triggered.returncode == 1
+    assert "reloaded to version 3, but it is stale" in triggered.stdout
+
 
 def test_a_registration_undone_by_on_retire_is_not_stale(tree: AppTree, serve: ServerFactory) -> None:
     write_semantic_app(tree, {**REGISTRY_APP, "greet.py": greet("hello 1", undo=True)})
@@ -100,3 +111,19 @@ def test_routes_added_to_an_app_that_is_not_reloaded_are_reported_stale(tree: Ap
         f"the new version still reaches code of the replaced modules: {tree.name}.application.app"
     )
     assert server.client.get("/").json() == "view 1"  # what the report is about: the old route matches first
+
+
+class _Hostile:
+    """Like Flask's ``request`` outside a request: every attribute read raises."""
+
+    def __getattribute__(self, name: str) -> Any:
+        raise RuntimeError(f"working outside of request context ({name})")
+
+
+def test_the_check_reads_no_attribute_an_object_computes() -> None:
+    old = types.ModuleType("pkg.plugin")
+    exec("def handler():\n    return 1\n", vars(old))
+    registry = types.ModuleType("pkg.registry")
+    vars(registry).update(request=_Hostile(), HANDLERS=[_Hostile(), old.handler])
+    chain = find_stale(object(), {"pkg.registry": registry}, {"pkg.plugin": old}, lambda name: name.startswith("pkg"))
+    assert chain == "pkg.registry.HANDLERS -> function pkg.plugin.handler (replaced)"

@@ -182,6 +182,9 @@ def trigger(options: argparse.Namespace) -> int:
         return 2
     if not answer["ok"]:
         error = answer.get("error") or {}
+        if error.get("type") == "StaleCode":  # it swapped, but old code still answers
+            print(f"reloaded to version {answer['version']}, but it is stale: {error.get('message')}")
+            return 1
         where = f" at {error.get('file')}:{error.get('line')}" if error.get("file") else ""
         print(
             f"reload failed, version {answer['version']} serves on: {error.get('type')}: {error.get('message')}{where}"

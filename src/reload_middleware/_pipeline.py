@@ -279,7 +279,11 @@ class Pipeline:
             for name, tracked in graph.modules.items()
             if tracked.reloadable and name not in group and name in sys.modules
         }
-        chain = find_stale(app, unchanged, replaced, graph.modules.__contains__)
+        try:
+            chain = find_stale(app, unchanged, replaced, graph.modules.__contains__)
+        except Exception:  # a fault of the check itself must not turn a good reload into a failure
+            logger.exception("could not check version %d for stale code", record.version)
+            return None
         if chain is None:
             return None
         report = stale_report(chain)

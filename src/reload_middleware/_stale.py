@@ -22,7 +22,9 @@ from typing import Any
 from weakref import ReferenceType
 
 _OWN_PACKAGE = __name__.split(".")[0]
-_ATOMS = (str, bytes, int, float, complex, bool, type(None), CodeType, BuiltinFunctionType, ReferenceType, FrameType)
+_ATOMS = frozenset(
+    {str, bytes, int, float, complex, bool, type(None), CodeType, BuiltinFunctionType, ReferenceType, FrameType}
+)
 BUDGET = 200_000
 
 
@@ -48,13 +50,17 @@ _ATTRIBUTES = object()  # an instance's ``__dict__``: its entries read as attrib
 
 
 class _Search:
+    """Only ``type()`` and the C-level accessors of real functions, classes and containers are
+    used: ``isinstance`` and ``getattr`` read ``__class__`` and attributes that an object may
+    compute (Flask's ``request`` proxy raises outside a request)."""
+
     def __init__(self, replaced: Mapping[str, ModuleType], is_project: Callable[[str], bool]) -> None:
         self._is_project = is_project
         self._old_namespaces = {id(vars(module)) for module in replaced.values()}
         self._old = {id(module) for module in replaced.values()}
         for name, module in replaced.items():
             for value in list(vars(module).values()):
-                if isinstance(value, (type, FunctionType)) and getattr(value, "__module__", None) == name:
+                if (type(value) is FunctionType or _is_class(value)) and _module_of(value) == name:
                     self._old.add(id(value))
 
     def run(self, roots: list[tuple[object, str]], budget: int) -> str | None:
@@ -73,11 +79,12 @@ class _Search:
         while queue and len(seen) < budget:
             current = queue.popleft()
             for child, key in self._children(current):
-                if isinstance(child, _ATOMS) or id(child) in seen:
+                kind = type(child)
+                if kind in _ATOMS or id(child) in seen:
                     continue
                 seen[id(child)] = child
                 parents[id(child)] = (id(current), key)
-                if id(child) in old or (isinstance(child, FunctionType) and id(child.__globals__) in old_namespaces):
+                if id(child) in old or (kind is FunctionType and id(_globals(child)) in old_namespaces):
                     chain = _chain(seen, parents, names, id(child))
                     if key is not _NO_KEY:  # reached by a name: say what it names
                         chain += f" -> {_describe(child)}"
@@ -87,29 +94,31 @@ class _Search:
         return None
 
     def _enters(self, value: object) -> bool:
-        if isinstance(value, ModuleType):
+        kind = type(value)
+        if issubclass(kind, ModuleType):
             return False  # a module is a root of its own, or installed code
-        if isinstance(value, type):
-            return self._is_project(value.__module__)
-        if isinstance(value, FunctionType):
+        if issubclass(kind, type):
+            return self._is_project(_module_of(value))
+        if kind is FunctionType:
             return True  # its globals only if it is the project's (see _children)
-        return type(value).__module__.split(".")[0] != _OWN_PACKAGE
+        return str(kind.__module__).split(".")[0] != _OWN_PACKAGE
 
-    def _children(self, value: object) -> Iterator[tuple[object, object]]:
-        if isinstance(value, dict):
+    def _children(self, value: Any) -> Iterator[tuple[object, object]]:
+        kind = type(value)
+        if kind is dict:
             for key, item in list(value.items()):
-                if isinstance(key, str):
+                if type(key) is str:
                     # Dunder entries (a module's spec and loader, pydantic's schemas) are the
                     # machinery's: of those, only code itself (``__init__``, ``__call__``) is walked.
-                    if key[:2] == "__" and key[-2:] == "__" and not isinstance(item, (FunctionType, type)):
+                    if key[:2] == "__" and key[-2:] == "__" and not (type(item) is FunctionType or _is_class(item)):
                         continue
                 else:
                     yield key, _NO_KEY
                 yield item, key
-        elif isinstance(value, (list, tuple, set, frozenset)):
+        elif kind in (list, tuple, set, frozenset):
             for item in list(value):
                 yield item, _NO_KEY
-        elif isinstance(value, FunctionType):
+        elif kind is FunctionType:
             for cell in value.__closure__ or ():
                 try:
                     yield cell.cell_contents, _NO_KEY
@@ -120,18 +129,31 @@ class _Search:
             yield value.__dict__, _NO_KEY
             if self._is_project(str(value.__globals__.get("__name__", ""))):
                 yield value.__globals__, _NO_KEY
-        elif isinstance(value, type):
-            for key, item in list(vars(value).items()):
-                yield item, key
-            for base in value.__bases__:
-                yield base, _NO_KEY
-        elif isinstance(value, MethodType):
+        elif kind is MethodType:
             yield value.__func__, _NO_KEY
             yield value.__self__, _NO_KEY
         else:
-            attributes = getattr(value, "__dict__", None)
+            # A class's own dict, an instance's ``__dict__``: the dicts among the referents of an
+            # object that is not a container are its attributes.
             for item in gc.get_referents(value):
-                yield item, _ATTRIBUTES if item is attributes else _NO_KEY
+                yield item, _ATTRIBUTES if type(item) is dict else _NO_KEY
+
+
+def _is_class(value: object) -> bool:
+    return issubclass(type(value), type)
+
+
+def _globals(function: Any) -> dict[str, Any]:
+    namespace: dict[str, Any] = function.__globals__
+    return namespace
+
+
+def _module_of(value: Any) -> str:
+    """The module a function or class was defined in, read from its own dict, never computed."""
+    if type(value) is FunctionType:
+        return str(value.__module__)
+    module = type.__dict__["__dict__"].__get__(value).get("__module__", "")
+    return module if type(module) is str else ""
 
 
 def _chain(seen: dict[int, object], parents: dict[int, tuple[int, object]], names: dict[int, str], found: int) -> str:
@@ -154,10 +176,12 @@ def _chain(seen: dict[int, object], parents: dict[int, tuple[int, object]], name
 
 
 def _describe(value: Any) -> str:
-    if isinstance(value, FunctionType):
+    kind = type(value)
+    if kind is FunctionType:
         return f"function {value.__module__}.{value.__qualname__}"
-    if isinstance(value, type):
-        return f"class {value.__module__}.{value.__qualname__}"
-    if isinstance(value, ModuleType):
-        return f"module {value.__name__}"
-    return type(value).__name__
+    if issubclass(kind, type):
+        return f"class {_module_of(value)}.{type.__dict__['__qualname__'].__get__(value)}"
+    if issubclass(kind, ModuleType):
+        namespace: Any = vars(ModuleType)["__dict__"]
+        return f"module {namespace.__get__(value).get('__name__', '?')}"
+    return kind.__name__
