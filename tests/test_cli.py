@@ -105,18 +105,35 @@ def cli(tree: AppTree) -> Iterator[Callable[..., CliServer]]:
         server.interrupt()
 
 
-def test_help_documents_every_option(tree: AppTree) -> None:
+def test_help_documents_every_option_with_its_default_and_variable(tree: AppTree) -> None:
     result = run_cli(tree, "--help")
     assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # click wraps lines
     for option in ("--host", "--port", "--workers", "--factory", "--log-level", "--watch", "--exclude", "--token"):
-        assert option in result.stdout
-    assert "--drain-timeout" in result.stdout
+        assert option in text
+    # uvicorn's own, under its names, with its defaults
+    for option in ("--app-dir", "--reload-dir", "--env-file", "--root-path", "--proxy-headers", "--uds"):
+        assert option in text
+    for option in ("--forwarded-allow-ips", "--no-access-log", "--lifespan", "--log-config", "--ssl-keyfile"):
+        assert option in text
+    assert "[default: 127.0.0.1]" in text
+    assert "[env var: RELOAD_MIDDLEWARE_DRAIN_TIMEOUT; default: 30.0]" in text
+    assert "env var: RELOAD_MIDDLEWARE_TOKEN" in text
     trigger = run_cli(tree, "trigger", "--help")
     assert trigger.returncode == 0
     assert "--force" in trigger.stdout
+    assert "could not be reached" in " ".join(trigger.stdout.split())
     script = subprocess.run([str(BIN / "reload-middleware"), "--help"], capture_output=True, text=True, timeout=60)
     assert script.returncode == 0
-    assert "usage: reload-middleware" in script.stdout
+    assert "Usage: reload-middleware [OPTIONS] APP" in script.stdout
+
+
+def test_version_names_ours_uvicorns_and_pythons(tree: AppTree) -> None:
+    from reload_middleware import __version__
+
+    result = run_cli(tree, "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"reload-middleware {__version__} (uvicorn ")
 
 
 @pytest.mark.parametrize(
@@ -128,15 +145,53 @@ def test_help_documents_every_option(tree: AppTree) -> None:
         ("not-an-import-string", "must be in format"),
     ],
 )
-def test_a_wrong_import_string_says_which_part_is_wrong(tree: AppTree, app: str, message: str) -> None:
+def test_a_wrong_import_string_says_which_part_is_wrong_and_exits_as_uvicorn(
+    tree: AppTree, app: str, message: str
+) -> None:
     write_app(tree, STARLETTE_APP)
     tree.write("broken.py", "x = 1\ny = x / 0\n")
     result = run_cli(tree, app.replace("PKG", tree.name))
-    assert result.returncode == 1
+    assert result.returncode == 3  # uvicorn's "could not start"
     assert message.replace("PKG", tree.name) in result.stderr
     if "broken" in app:
         assert "Traceback" in result.stderr
         assert "line 2" in result.stderr
+        assert "importlib" not in result.stderr  # the user's frames only
+        assert "reload_middleware" not in result.stderr.replace("reload-middleware:", "")
+
+
+def test_a_wsgi_app_is_refused_at_start_with_what_to_run_instead(tree: AppTree) -> None:
+    tree.write("__init__.py", "")
+    tree.write("flask_app.py", "from flask import Flask\n\napp = Flask(__name__)\n")
+    result = run_cli(tree, f"{tree.name}.flask_app:app")
+    assert result.returncode == 3
+    assert "is a WSGI app" in result.stderr
+    assert "gunicorn" in result.stderr
+
+
+def test_a_factory_is_detected_as_uvicorn_detects_it_and_uvicorns_options_are_taken(
+    tree: AppTree, cli: Callable[..., CliServer]
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    tree.write("factory.py", "from PKG.main import app\n\n\ndef create_app():\n    return app\n")
+    server = cli(
+        f"{tree.name}.factory:create_app",  # no --factory
+        "--root-path",
+        "/prefix",
+        "--no-access-log",
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+        "--reload",  # accepted: reloading is always on
+        "--reload-dir",
+        str(tree.root),
+    )
+    assert server.client.get("/").text == "one"
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: server.client.get("/").text == "two")
+    log = server.log()
+    assert "an app factory, called to make the app" in log
+    assert '"GET / HTTP/1.1" 200' not in log  # --no-access-log
 
 
 def test_serve_edit_break_see_the_error_page_fix_and_stop(

@@ -91,7 +91,11 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
         if kind == "lifespan":
             await self._serve_lifespan(scope, receive, send)
             return
-        if kind == "http" and scope["path"] == self._admin_path:
+        if kind == "http" and (
+            scope["path"] == self._admin_path
+            # Behind a prefix (``--root-path``) the path carries it, as the ASGI spec has it.
+            or (scope.get("root_path") and scope["path"] == f"{scope['root_path']}{self._admin_path}")
+        ):
             await self._serve_admin(scope, send)
             return
         pipeline = self._pipeline

@@ -1,6 +1,6 @@
 """The command line: run any ASGI app under uvicorn with reloading on, or trigger a reload.
 
-    reload-middleware myservice.main:app [--host ...] [--port ...] [--watch DIR] ...
+    reload-middleware myservice.main:app [uvicorn's options] [--watch DIR] [--token T] ...
     reload-middleware trigger http://127.0.0.1:8000 [--token T] [--force]
 
 Only this module prints to the terminal or exits.
@@ -9,58 +9,143 @@ Only this module prints to the terminal or exits.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import platform
 import sys
 import traceback
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+import click
+
+from . import __version__
 from ._admin import is_loopback_host
-from ._config import ENV_PREFIX
+from ._config import ENV_PREFIX, TEMPLATE_GLOBS, Config
 from ._credential import local_credential
-from ._errors import ImportStringError, ReloadError
+from ._errors import ImportStringError, ReloadError, is_machinery
+
+# uvicorn's exit code when the server cannot start (a wrong import string among others).
+STARTUP_FAILURE = 3
+
+
+class WSGIAppError(ReloadError):
+    """The command line was given a WSGI app: it serves ASGI apps."""
+
 
 APP_VARIABLE = f"{ENV_PREFIX}_APP"
 FACTORY_VARIABLE = f"{ENV_PREFIX}_APP_FACTORY"
-_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
-def serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reload-middleware",
-        description="Run an ASGI app under uvicorn, reloading edited modules in-process (no restart). "
-        "To ask a running server to reload: reload-middleware trigger URL (see 'trigger --help').",
+# uvicorn's options we replace: reloading is in-process, always on (``--reload`` is accepted and
+# changes nothing), its directories and patterns are ours; we serve one ASGI 3 interface; the
+# version is ours; the app and the factory flag are the user's, behind our own factory.
+_REPLACED = {"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "interface", "version"}
+_REPLACED |= {"app", "factory"}
+
+
+def _print_version(context: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not context.resilient_parsing:
+        import uvicorn
+
+        click.echo(
+            f"reload-middleware {__version__} (uvicorn {uvicorn.__version__}, "
+            f"{platform.python_implementation()} {platform.python_version()} on {platform.system()})"
+        )
+        context.exit()
+
+
+def serve_command() -> click.Command:
+    """uvicorn's command line (its options, names, defaults and ``UVICORN_*`` variables), plus ours."""
+    from uvicorn.main import main as uvicorn_main
+
+    ours: list[click.Parameter] = [
+        click.Argument(["app"], envvar=APP_VARIABLE),
+        click.Option(["--factory"], is_flag=True, help="Treat APP as an app factory, a () -> <app> callable."),
+        click.Option(
+            ["--reload"], is_flag=True, help="Accepted for uvicorn's sake: reloading is always on, in-process."
+        ),
+        click.Option(
+            ["--watch", "--reload-dir", "watch"],
+            multiple=True,
+            type=click.Path(exists=True, file_okay=False),
+            help="Directory whose modules may be reloaded; repeatable. [default: the project root, as uvicorn's]",
+            envvar=f"{ENV_PREFIX}_WATCH_DIRS",
+            show_envvar=True,
+        ),
+        click.Option(
+            ["--include", "--reload-include", "include"],
+            multiple=True,
+            metavar="GLOB",
+            help=f"Other files whose edits rebuild the app (.env, *.yaml); repeatable. Templates "
+            f"({', '.join(TEMPLATE_GLOBS)}) always do.",
+        ),
+        click.Option(
+            ["--exclude", "--reload-exclude", "exclude"],
+            multiple=True,
+            metavar="GLOB",
+            help="Files never reloaded; repeatable.",
+            envvar=f"{ENV_PREFIX}_EXCLUDE",
+            show_envvar=True,
+        ),
+        click.Option(
+            ["--token"],
+            help="Bearer token the admin endpoint requires from other machines.",
+            envvar=f"{ENV_PREFIX}_TOKEN",
+            show_envvar=True,
+        ),
+        click.Option(
+            ["--drain-timeout"],
+            type=float,
+            default=Config().drain_timeout,
+            metavar="SECONDS",
+            help="How long a swap waits for the requests the old version is computing.",
+            envvar=f"{ENV_PREFIX}_DRAIN_TIMEOUT",
+            show_envvar=True,
+        ),
+        click.Option(
+            ["--build-timeout"],
+            type=float,
+            default=Config().build_timeout,
+            metavar="SECONDS",
+            help="How long importing a new version may take.",
+            envvar=f"{ENV_PREFIX}_BUILD_TIMEOUT",
+            show_envvar=True,
+        ),
+        click.Option(["--manual"], is_flag=True, help="Do not watch files: reload only on POST /__reload or trigger."),
+        click.Option(
+            ["--no-error-page"],
+            is_flag=True,
+            help="After a failed reload keep serving the old version to browsers too, without an error page.",
+        ),
+        click.Option(
+            ["--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_print_version,
+            help="Show the version and exit.",
+        ),
+    ]
+    reused = [parameter for parameter in uvicorn_main.params if parameter.name not in _REPLACED]
+    return click.Command(
+        "reload-middleware",
+        params=ours[:1] + reused + ours[1:],
+        callback=lambda **options: serve(uvicorn_main, options),
+        help="Run an ASGI app under uvicorn, reloading edited modules in-process (no restart). "
+        "APP is module:attribute, e.g. myservice.main:app. uvicorn's options work as with uvicorn. "
+        "To ask a running server to reload: reload-middleware trigger URL (see trigger --help).",
+        context_settings={"auto_envvar_prefix": "UVICORN", "show_default": True},
     )
-    parser.add_argument("app", help='the app as "module:attribute", e.g. myservice.main:app')
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
-    parser.add_argument("--factory", action="store_true", help="APP is a callable that returns the app")
-    parser.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="uvicorn's log level")
-    parser.add_argument(
-        "--watch",
-        action="append",
-        metavar="DIR",
-        help="directory whose modules may be reloaded; repeat for more (default: the app's package)",
-    )
-    parser.add_argument("--exclude", action="append", metavar="GLOB", help="files never reloaded; repeatable")
-    parser.add_argument("--token", help="bearer token the admin endpoint requires (or RELOAD_MIDDLEWARE_TOKEN)")
-    parser.add_argument("--drain-timeout", type=float, metavar="SECONDS", help="how long a swap waits for requests")
-    parser.add_argument("--manual", action="store_true", help="do not watch files: reload only on POST /__reload")
-    parser.add_argument(
-        "--no-error-page",
-        action="store_true",
-        help="after a failed reload keep serving the old version to browsers too, without an error page",
-    )
-    return parser
 
 
 def trigger_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reload-middleware trigger",
         description="Ask a running server to reload now (POST to its admin endpoint). "
-        "Exits 0 when the reload succeeded or nothing changed, 1 when it failed, 2 when it was refused.",
+        "Exits 0 when the reload succeeded or nothing changed, 1 when it failed or is stale, 2 when it was "
+        "refused or the server could not be reached.",
     )
     parser.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
     parser.add_argument(
@@ -79,46 +164,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["trigger"]:
         return trigger(trigger_parser().parse_args(arguments[1:]))
-    return serve(serve_parser().parse_args(arguments))
+    try:
+        serve_command().main(arguments, prog_name="reload-middleware", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
-def serve(options: argparse.Namespace) -> int:
-    import uvicorn
-
-    sys.path.insert(0, os.getcwd())  # as uvicorn does: the app is found from the working directory
+def serve(uvicorn_main: click.Command, options: dict[str, Any]) -> None:
+    """Set our options up for every worker process, check the app here (a wrong import string
+    fails now, with uvicorn's exit code and the user's frames only), then run uvicorn's own
+    command on our factory."""
+    app, factory = options.pop("app"), options.pop("factory")
+    watch, excludes, includes = options.pop("watch"), options.pop("exclude"), options.pop("include")
+    options.pop("reload")
     environment = {
         ENV_PREFIX: "1",
-        APP_VARIABLE: options.app,
-        FACTORY_VARIABLE: "1" if options.factory else "0",
-        f"{ENV_PREFIX}_ERROR_PAGE": "0" if options.no_error_page else "1",
+        APP_VARIABLE: app,
+        FACTORY_VARIABLE: "1" if factory else "0",
+        f"{ENV_PREFIX}_ERROR_PAGE": "0" if options.pop("no_error_page") else "1",
+        f"{ENV_PREFIX}_DRAIN_TIMEOUT": str(options.pop("drain_timeout")),
+        f"{ENV_PREFIX}_BUILD_TIMEOUT": str(options.pop("build_timeout")),
         # For the status-page link the server logs (it carries the local credential).
-        f"{ENV_PREFIX}_URL": f"http://{_url_host(options.host)}:{options.port}",
+        f"{ENV_PREFIX}_URL": f"http://{_url_host(options['host'])}:{options['port']}",
     }
-    if options.watch:
-        environment[f"{ENV_PREFIX}_WATCH_DIRS"] = os.pathsep.join(os.path.abspath(d) for d in options.watch)
-    if options.exclude:
-        environment[f"{ENV_PREFIX}_EXCLUDE"] = ",".join(options.exclude)
-    if options.token:
-        environment[f"{ENV_PREFIX}_TOKEN"] = options.token
-    if options.drain_timeout is not None:
-        environment[f"{ENV_PREFIX}_DRAIN_TIMEOUT"] = str(options.drain_timeout)
-    if options.manual:
+    if watch:
+        environment[f"{ENV_PREFIX}_WATCH_DIRS"] = os.pathsep.join(os.path.abspath(d) for d in watch)
+    if excludes:
+        environment[f"{ENV_PREFIX}_EXCLUDE"] = ",".join(excludes)
+    if includes:
+        environment[f"{ENV_PREFIX}_INCLUDE"] = ",".join([*TEMPLATE_GLOBS, *includes])
+    token = options.pop("token")
+    if token:
+        environment[f"{ENV_PREFIX}_TOKEN"] = token
+    if options.pop("manual"):
         environment[f"{ENV_PREFIX}_WATCH"] = "0"
     os.environ.update(environment)  # worker processes inherit the options this way
+    if options.get("app_dir") is not None:
+        sys.path.insert(0, options["app_dir"])  # as uvicorn does, before we import the app
+    if options.get("env_file"):
+        _load_env_file(options["env_file"])
     try:
         create_app()  # fail here, with a clear message, rather than inside uvicorn
     except ReloadError as exc:
         _report_start_failure(exc)
-        return 1
-    uvicorn.run(
-        f"{__name__}:create_app",
+        raise SystemExit(STARTUP_FAILURE) from None
+    uvicorn_main.callback(  # type: ignore[misc]
+        app=f"{__name__}:create_app",
         factory=True,
-        host=options.host,
-        port=options.port,
-        workers=options.workers if options.workers > 1 else None,
-        log_level=options.log_level,
+        reload=False,
+        reload_dirs=(),
+        reload_includes=(),
+        reload_excludes=(),
+        reload_delay=0.25,
+        interface="asgi3",
+        **options,
     )
-    return 0
 
 
 _created: Any = None
@@ -129,16 +230,42 @@ def create_app() -> Any:
     global _created
     if _created is None:
         from ._asgi import ReloadMiddleware
+        from ._importer import caller_module
+        from ._reloadable import is_wsgi
+        from ._reloader import Reloader
 
-        _created = ReloadMiddleware(os.environ[APP_VARIABLE], factory=os.environ.get(FACTORY_VARIABLE) == "1")
+        import_string = os.environ[APP_VARIABLE]
+        config = Config.resolve(None, factory=os.environ.get(FACTORY_VARIABLE) == "1")
+        reloader = Reloader(import_string, config, caller_module())
+        if is_wsgi(reloader.app):
+            raise WSGIAppError(
+                f"{import_string} is a WSGI app (Flask, Django, ...), and this command serves ASGI apps. "
+                "Wrap it with reloadable() in a module of its own and run a WSGI server with RELOAD_MIDDLEWARE=1, "
+                "e.g. RELOAD_MIDDLEWARE=1 gunicorn myservice.wsgi:app --worker-class gthread --threads 8"
+            )
+        _created = ReloadMiddleware.from_reloader(reloader)
     return _created
+
+
+def _load_env_file(path: str) -> None:
+    """As uvicorn does it later in each worker; here too, for the app we check first."""
+    try:
+        dotenv = importlib.import_module("dotenv")  # python-dotenv: uvicorn[standard] has it
+    except ImportError:  # uvicorn reports that itself
+        return
+    dotenv.load_dotenv(dotenv_path=path)
 
 
 def _report_start_failure(exc: ReloadError) -> None:
     print(f"reload-middleware: {exc}", file=sys.stderr)
     cause = exc.__cause__
     if isinstance(exc, ImportStringError) and cause is not None:
-        print("".join(traceback.format_exception(type(cause), cause, cause.__traceback__)), file=sys.stderr)
+        # The user's frames: importlib's and ours say nothing about what to fix.
+        summary = traceback.TracebackException.from_exception(cause)
+        summary.stack = traceback.StackSummary.from_list(
+            [frame for frame in summary.stack if not is_machinery(frame.filename)]
+        )
+        print("".join(summary.format()), file=sys.stderr)
 
 
 def _url_host(host: str) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import sys
 from types import ModuleType
 from typing import Any
 
 from ._errors import ImportStringError
 
+logger = logging.getLogger(__name__)
 _OWN_PACKAGE = __name__.rpartition(".")[0]
+_DETECTED_FACTORIES: set[str] = set()
 
 
 def split_import_string(import_str: str) -> tuple[str, str]:
@@ -45,6 +49,15 @@ def load_app(import_str: str, *, factory: bool) -> Any:
             instance = getattr(instance, part)
         except AttributeError:
             raise ImportStringError(f"Module {module_name!r} has no attribute {attribute!r}") from None
+    if not factory and _looks_like_factory(instance):
+        if import_str not in _DETECTED_FACTORIES:  # said once, not at every reload
+            _DETECTED_FACTORIES.add(import_str)
+            logger.warning(
+                "%s is a function that takes no arguments: an app factory, called to make the app. "
+                "Say so with --factory (factory=True).",
+                import_str,
+            )
+        factory = True
     if factory:
         if not callable(instance):
             raise ImportStringError(f"{import_str!r} is not callable, so it cannot be an app factory")
@@ -55,6 +68,18 @@ def load_app(import_str: str, *, factory: bool) -> Any:
     if not callable(instance):
         raise ImportStringError(f"{import_str!r} is {type(instance).__name__}, not an ASGI or WSGI app")
     return instance
+
+
+def _looks_like_factory(value: Any) -> bool:
+    """A plain function every argument of which is optional: no app is called that way (uvicorn
+    detects factories the same way, by what the call would need)."""
+    if not inspect.isfunction(value) or inspect.iscoroutinefunction(value):
+        return False
+    try:
+        parameters = inspect.signature(value).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
 
 
 def caller_module() -> str:

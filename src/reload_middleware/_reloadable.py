@@ -42,3 +42,19 @@ def is_asgi(app: Any) -> bool:
     if inspect.isroutine(app):
         return inspect.iscoroutinefunction(app)
     return inspect.iscoroutinefunction(type(app).__call__)
+
+
+def is_wsgi(app: Any) -> bool:
+    """A WSGI app: not ASGI, and called as ``app(environ, start_response)`` (a function, or an
+    object such as Flask's or Django's whose ``__call__`` takes those two)."""
+    if is_asgi(app) or inspect.isclass(app):  # a class is an ASGI 2 app: instantiated with the scope
+        return False
+    target = app if inspect.isroutine(app) else type(app).__call__
+    try:
+        parameters = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if not inspect.isroutine(app):
+        parameters = parameters[1:]  # self
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 2
