@@ -265,3 +265,6 @@ def test_trigger_reports_and_exits_for_a_deploy_script(tree: AppTree, cli: Calla
     unreachable = run_cli(tree, "trigger", f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 2
     assert "could not reach" in unreachable.stderr
+    schemeless = run_cli(tree, "trigger", f"127.0.0.1:{free_port()}")
+    assert schemeless.returncode == 2
+    assert "is not a server URL such as http://127.0.0.1:8000" in schemeless.stderr
