@@ -45,7 +45,8 @@ test: lint browser conformance
 # The README's screenshots, taken by the browser tests.
 screenshots: $(STAMP) browser
 	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_browser.py \
-		tests/test_cli.py::test_serve_edit_break_see_the_error_page_fix_and_stop
+		tests/test_cli.py::test_serve_edit_break_see_the_error_page_fix_and_stop \
+		tests/test_live.py::test_a_page_follows_edits_shows_a_broken_one_and_recovers_by_itself
 
 demo: $(STAMP)
 	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"

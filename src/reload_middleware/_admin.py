@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ._config import ENV_PREFIX
 from ._credential import local_credential
 from ._errors import ErrorReport
+from ._live import LiveRefresh
 from ._page import error_page, error_summary, login_page, status_page
 from ._pipeline import Pipeline
 
@@ -256,6 +257,7 @@ class AdminEndpoint:
         self._credential = None if config.token else local_credential()
         self._admin = Admin(config.token, self._path, self._credential)
         self._version_header = config.version_header
+        self._live = LiveRefresh(self._path) if config.live_refresh and self._path else None
         self._base_url = (os.environ if environ is None else environ).get(f"{ENV_PREFIX}_URL", "").rstrip("/")
         pipeline.announce = self._announce
 
@@ -291,13 +293,24 @@ class AdminEndpoint:
             )
         return response
 
+    def read_access(self, request: AdminRequest) -> AdminResponse | bool:
+        """For the live-refresh script and events: a refusal, or whether error details may be shown."""
+        if request.method != "GET":
+            return _error(405, f"method {request.method} is not allowed", [("allow", "GET")])
+        if request.query_string and not request.query_string.startswith("v="):
+            return _error(400, "unexpected query parameters")
+        return self._admin.decide(request)
+
     def while_failing(self, request: AdminRequest, report: ErrorReport) -> AdminResponse | tuple[str, str]:
         """What a request gets while the latest reload is failing: a browser the error page, an API
         client a header beside the old version's answer. The file, the source lines, the message
         and the traceback only with the credential (a secret may stand on the failing line)."""
         full = self._admin.carries_credential(request, cookie=True)
         if request.wants_html():
-            return AdminResponse(500, error_page(report.as_dict(), self._path, full=full).encode(), "text/html")
+            page = error_page(report.as_dict(), self._path, full=full).encode()
+            if self._live is not None:  # the page reloads itself once the error is fixed
+                page += self._live.tag(self._pipeline.versions.current.number)
+            return AdminResponse(500, page, "text/html")
         summary = report.as_dict() if full else {"type": report.type, "message": "details on the admin endpoint"}
         return ("x-reload-error", error_summary(summary))
 

@@ -19,6 +19,7 @@ import anyio.to_thread
 from ._admin import AdminRequest, AdminResponse
 from ._config import Options, Unpack
 from ._lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
+from ._live import SCRIPT, script_response_headers, state_of, stream_events
 from ._pipeline import Pipeline
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._versions import AppVersion
@@ -58,6 +59,8 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
             get the old version and an ``x-reload-error`` header).
         warmup: before the swap, send the new app one request that matches no route, so that
             lazy route set-up (FastAPI) is not paid by a user.
+        live_refresh: pages served to a browser get a small script that reloads them after each
+            successful reload and shows the error while the latest reload is failing.
         environ: the environment to read, ``os.environ`` by default.
 
     Every option but ``enabled``, ``factory`` and ``environ`` can also come from its
@@ -91,13 +94,15 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
         if kind == "lifespan":
             await self._serve_lifespan(scope, receive, send)
             return
-        if kind == "http" and (
-            scope["path"] == self._admin_path
-            # Behind a prefix (``--root-path``) the path carries it, as the ASGI spec has it.
-            or (scope.get("root_path") and scope["path"] == f"{scope['root_path']}{self._admin_path}")
-        ):
-            await self._serve_admin(scope, send)
-            return
+        live = self._live
+        if kind == "http":
+            path = _app_path(scope)
+            if path == self._admin_path:
+                await self._serve_admin(scope, send)
+                return
+            if live is not None and path in (live.script_path, live.events_path):
+                await self._serve_live(scope, send, path == live.script_path)
+                return
         pipeline = self._pipeline
         if not pipeline.started:
             pipeline.start()
@@ -114,6 +119,8 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
         version = pipeline.versions.current
         if version.state is not None:
             scope = {**scope, "state": dict(version.state)}
+        if live is not None and kind == "http" and live.wants(scope):
+            scope, send = live.prepare(scope, send, version.number)
         if kind == "http":
             exchange = _HttpExchange(version, receive, send)
             try:
@@ -134,6 +141,20 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
         # A POST waits for a reload: off the event loop, which keeps serving meanwhile.
         response = await anyio.to_thread.run_sync(self._admin.handle, request, abandon_on_cancel=True)
         await _respond(send, response)
+
+    async def _serve_live(self, scope: Scope, send: Send, script: bool) -> None:
+        """Live refresh's script, or its event stream (under the admin endpoint's access rules)."""
+        decision = self._admin.read_access(AdminRequest.from_scope(scope))
+        if isinstance(decision, AdminResponse):
+            await _respond(send, decision)
+        elif script:
+            await send({"type": "http.response.start", "status": 200, "headers": script_response_headers()})
+            await send({"type": "http.response.body", "body": SCRIPT.encode()})
+        else:
+            pipeline = self._pipeline
+            await stream_events(
+                send, lambda: state_of(pipeline.versions.current.number, pipeline.history, full=decision)
+            )
 
     async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         pipeline = self._pipeline
@@ -327,6 +348,14 @@ def _adding_header(send: Send, on: str, header: tuple[bytes, bytes]) -> Send:
         await send(message)
 
     return send_with_header
+
+
+def _app_path(scope: Scope) -> str:
+    """The path within the app: behind a prefix (``--root-path``) the scope's path carries it, as
+    the ASGI spec has it."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _respond(send: Send, response: AdminResponse) -> None:

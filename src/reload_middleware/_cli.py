@@ -115,6 +115,13 @@ def serve_command() -> click.Command:
         ),
         click.Option(["--manual"], is_flag=True, help="Do not watch files: reload only on POST /__reload or trigger."),
         click.Option(
+            ["--live-refresh/--no-live-refresh"],
+            default=True,
+            help="Pages reload themselves after each reload, and show the error while one is failing.",
+            envvar=f"{ENV_PREFIX}_LIVE_REFRESH",
+            show_envvar=True,
+        ),
+        click.Option(
             ["--no-error-page"],
             is_flag=True,
             help="After a failed reload keep serving the old version to browsers too, without an error page.",
@@ -183,6 +190,7 @@ def serve(uvicorn_main: click.Command, options: dict[str, Any]) -> None:
         APP_VARIABLE: app,
         FACTORY_VARIABLE: "1" if factory else "0",
         f"{ENV_PREFIX}_ERROR_PAGE": "0" if options.pop("no_error_page") else "1",
+        f"{ENV_PREFIX}_LIVE_REFRESH": "1" if options.pop("live_refresh") else "0",
         f"{ENV_PREFIX}_DRAIN_TIMEOUT": str(options.pop("drain_timeout")),
         f"{ENV_PREFIX}_BUILD_TIMEOUT": str(options.pop("build_timeout")),
         # For the status-page link the server logs (it carries the local credential).

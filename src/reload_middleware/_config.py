@@ -60,6 +60,7 @@ class Options(TypedDict, total=False):
     max_versions: int
     error_page: bool
     warmup: bool
+    live_refresh: bool
 
 
 __all__ = ["OPTIONS", "UNSET", "Config", "Options", "Unpack", "is_enabled"]
@@ -176,6 +177,7 @@ OPTIONS: tuple[Option[Any], ...] = (
     Option("max_versions", parse_count, 4, _check_max_versions),
     Option("error_page", parse_flag, False),
     Option("warmup", parse_flag, True),
+    Option("live_refresh", parse_flag, False),
 )
 
 
@@ -207,6 +209,7 @@ class Config:
     max_versions: int = 4
     error_page: bool = False
     warmup: bool = True
+    live_refresh: bool = False
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, *, factory: bool = False, **explicit: Any) -> Config:

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from ._admin import AdminEndpoint, status_of
 from ._config import Config, Options
+from ._live import LiveRefresh
 from ._pipeline import Pipeline, Runtime
 from ._reloader import Reloader, prepare
 
@@ -24,6 +25,7 @@ class Wrapping(Generic[AppT]):
     _pipeline: Pipeline
     _admin: AdminEndpoint
     _admin_path: str | None
+    _live: LiveRefresh | None
     _wait_limit: float
 
     def _wrap(
@@ -50,6 +52,7 @@ class Wrapping(Generic[AppT]):
         self._pipeline = Pipeline(reloader, self._runtime(), lambda number: header(name, number) if name else None)
         self._admin = AdminEndpoint(self._pipeline)
         self._admin_path = config.admin_path
+        self._live = LiveRefresh(config.admin_path) if config.live_refresh and config.admin_path else None
         self._wait_limit = config.build_timeout
 
     @property

@@ -1,0 +1,157 @@
+"""Live refresh: pages that reload themselves after a reload and show the error while one fails,
+in a real headless Chromium against the command line; and what the injection leaves alone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from harness import AppTree, ServerFactory, local_credential_of, wait_until
+from playwright.sync_api import Browser
+from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
+from test_cli import CliServer, cli  # noqa: F401  (the command-line server fixture)
+
+HTML_APP = {
+    "__init__.py": "",
+    "leaf.py": 'VALUE = "one"\n',
+    "main.py": """
+        from starlette.applications import Starlette
+        from starlette.middleware import Middleware
+        from starlette.middleware.gzip import GZipMiddleware
+        from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
+        from starlette.routing import Route
+
+        from PKG import leaf
+
+        PAGE = "<!doctype html><html><head><title>demo</title></head><body><h1>{}</h1>{}</body></html>"
+
+
+        async def home(request):
+            return HTMLResponse(PAGE.format(leaf.VALUE, "<p>" + "padding " * 200 + "</p>"))
+
+
+        async def strict(request):
+            policy = "default-src 'none'; script-src 'nonce-abc'"
+            return HTMLResponse(PAGE.format(leaf.VALUE, ""), headers={"content-security-policy": policy})
+
+
+        async def data(request):
+            return JSONResponse({"value": leaf.VALUE})
+
+
+        async def text(request):
+            return PlainTextResponse("<html>not html</html>")
+
+
+        app = Starlette(
+            routes=[Route("/", home), Route("/strict", strict), Route("/data", data), Route("/text", text)],
+            middleware=[Middleware(GZipMiddleware, minimum_size=100)],
+        )
+    """,
+    "asgi.py": """
+        from reload_middleware import ReloadMiddleware
+
+        app = ReloadMiddleware("PKG.main:app")
+    """,
+}
+
+SCRIPT_TAG = '<script src="/__reload/live.js?v='
+
+
+def write_html_app(tree: AppTree) -> None:
+    for relative, source in HTML_APP.items():
+        tree.write(relative, source)
+
+
+def test_a_page_follows_edits_shows_a_broken_one_and_recovers_by_itself(
+    tree: AppTree,
+    cli: Callable[..., CliServer],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    write_html_app(tree)
+    server = cli(f"{tree.name}.main:app")
+    context = browser.new_context(viewport={"width": 1000, "height": 640})
+    view = context.new_page()
+    view.set_default_timeout(10_000)
+    # The developer opened the status-page link the server logged: error details for this browser.
+    view.goto(f"{server.url}/__reload#token={local_credential_of(os.environ)}")
+    view.wait_for_selector("text=Reload everything")
+    view.goto(f"{server.url}/")
+    assert view.locator("h1").inner_text() == "one"
+
+    tree.write("leaf.py", 'VALUE = "two"\n')  # saved: the page shows it, untouched
+    view.wait_for_function("document.querySelector('h1') && document.querySelector('h1').textContent === 'two'")
+
+    tree.write("leaf.py", 'VALUE = "three"\nVALUE.missing_method()\n')  # broken: the overlay says so
+    overlay = view.locator("#reload-middleware-overlay")
+    overlay.wait_for(state="visible")
+    text = overlay.inner_text()
+    assert "Reload failed: AttributeError" in text
+    assert f"{tree.path('leaf.py')}, line 2" in text
+    view.screenshot(path=str(DOCS / "live-refresh-overlay.png"))
+
+    tree.write("leaf.py", 'VALUE = "four"\n')  # fixed: the overlay goes, the fixed page comes
+    view.wait_for_function("document.querySelector('h1') && document.querySelector('h1').textContent === 'four'")
+    assert overlay.count() == 0
+    context.close()
+
+
+def test_what_the_injection_changes_and_what_it_leaves_alone(tree: AppTree, serve: ServerFactory) -> None:
+    write_html_app(tree)
+    server = serve(env={"RELOAD_MIDDLEWARE_LIVE_REFRESH": "1"})
+    browser_headers = {"accept": "text/html,application/xhtml+xml", "accept-encoding": "gzip"}
+    page = server.client.get("/", headers=browser_headers)
+    assert page.headers.get("content-encoding") is None  # asked uncompressed, so that it can take the script
+    assert page.text.endswith(f'{SCRIPT_TAG}1"></script>\n')
+    assert int(page.headers["content-length"]) == len(page.content)
+    assert "<h1>one</h1>" in page.text
+
+    api = server.client.get("/", headers={"accept-encoding": "gzip"})  # not a navigation: as the app made it
+    assert api.headers["content-encoding"] == "gzip"
+    assert SCRIPT_TAG not in api.text  # (httpx decompressed it)
+    assert SCRIPT_TAG not in server.client.get("/strict", headers=browser_headers).text  # its CSP forbids it
+    assert SCRIPT_TAG not in server.client.get("/text", headers=browser_headers).text  # not HTML
+    assert server.client.get("/data", headers=browser_headers).json() == {"value": "one"}
+    script = server.client.get("/__reload/live.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "EventSource" in script.text
+
+
+def test_the_event_stream_follows_the_admin_rules(tree: AppTree, serve: ServerFactory) -> None:
+    write_html_app(tree)
+    server = serve(env={"RELOAD_MIDDLEWARE_LIVE_REFRESH": "1", "RELOAD_MIDDLEWARE_TOKEN": "secret"})
+    tree.write("leaf.py", "VALUE = undefined_name\n")
+    wait_until(lambda: server.client.get("/__reload", headers={"authorization": "Bearer secret"}).json()["failures"])
+
+    def first_state(headers: dict[str, str]) -> str:
+        with server.anonymous.stream("GET", "/__reload/events", headers=headers) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    return line
+        raise AssertionError("no state sent")
+
+    anonymous = first_state({})  # a direct loopback client: the type, no details
+    assert '"failing": {"type": "NameError"}' in anonymous
+    detailed = first_state({"authorization": "Bearer secret"})
+    assert "undefined_name" in detailed
+    forwarded = server.anonymous.get("/__reload/events", headers={"x-forwarded-for": "203.0.113.9"})
+    assert forwarded.status_code == 403
+    assert server.anonymous.post("/__reload/events").status_code == 405
+
+
+@pytest.mark.parametrize("how", ["option off (the default)", "--no-live-refresh"])
+def test_with_live_refresh_off_no_page_carries_the_script(
+    tree: AppTree,
+    serve: ServerFactory,
+    cli: Callable[..., CliServer],  # noqa: F811
+    how: str,
+) -> None:
+    write_html_app(tree)
+    server = serve() if how.startswith("option") else cli(f"{tree.name}.main:app", "--no-live-refresh")
+    client = server.client
+    page = client.get("/", headers={"accept": "text/html"})
+    assert "<h1>one</h1>" in page.text
+    assert SCRIPT_TAG not in page.text
+    assert client.get("/__reload/live.js").status_code == 404  # the app's own 404: nothing of ours
