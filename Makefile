@@ -63,7 +63,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 # Side by side with the peers, in one run; writes benchmarks/results.md and results.png.
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) browser
 	@command -v wrk >/dev/null || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; \

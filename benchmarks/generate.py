@@ -104,7 +104,7 @@ def generate(root: Path, modules: int) -> Path:
         package / "main.py",
         f"""
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from {PACKAGE} import deps, leaf, orm
 {includes}
@@ -116,6 +116,11 @@ app = FastAPI()
 @app.get("/leaf", response_class=PlainTextResponse)
 def show_leaf() -> str:
     return leaf.MESSAGE
+
+
+@app.get("/page", response_class=HTMLResponse)
+def show_page() -> str:
+    return f"<!doctype html><html><body><h1>{{leaf.MESSAGE}}</h1></body></html>"
 
 
 @app.get("/orders/columns")

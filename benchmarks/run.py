@@ -6,6 +6,7 @@ benchmarks/results.md (tables) and benchmarks/results.png (chart), with the mach
 Sections:
   edit-to-serve   from a file write to the first response with the new code, leaf and common edits,
                   this package against `uvicorn --reload` (and `uvicorn-hmr` where installable)
+  repaint         live refresh: from a save to the browser showing it (median of 10)
   failures        failed or refused requests of 20 concurrent clients during 10 reloads
   throughput      a minimal endpoint under wrk: bare app, disabled middleware, enabled middleware
   memory          resident size after 1 and after 200 reloads, and leaked versions
@@ -303,6 +304,41 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
     )
 
 
+def section_repaint(results: Results, edits: int) -> None:
+    """Live refresh: from a save to the browser showing it, next to the save-to-serve time."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    table = results.table(
+        f"Save to repaint (200-module app, live refresh, headless Chromium; {edits} leaf edits each)",
+        ["measured", "median ms", "p10-p90"],
+    )
+    with app_tree(200) as root:
+        server = ours(root, RELOAD_MIDDLEWARE_LIVE_REFRESH="1")
+        try:
+            served, _ = edit_to_serve(root, server.client, edits, LEAF)
+            repainted: list[float] = []
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                page = browser.new_page()
+                page.goto(f"{server.url}/page")
+                for number in range(edits):
+                    marker = f"repaint{number}_{time.monotonic_ns()}"
+                    time.sleep(0.3)
+                    written = time.perf_counter()
+                    _save(root / LEAF, f"MESSAGE = '{marker}'\n")
+                    page.wait_for_function(f"document.querySelector('h1')?.textContent === '{marker}'", timeout=30_000)
+                    repainted.append((time.perf_counter() - written) * 1000)
+                browser.close()
+        finally:
+            server.stop()
+    for label, values in (("save to serve (HTTP client polling)", served), ("save to repaint (browser)", repainted)):
+        deciles = statistics.quantiles(values, n=10)
+        table.append([label, f"{statistics.median(values):.0f}", f"{deciles[0]:.0f}-{deciles[-1]:.0f}"])
+
+
 def section_failures(results: Results, reloads: int) -> None:
     table = results.table(
         f"Requests of 20 concurrent clients during {reloads} reloads (one broken, then fixed; 200 modules)",
@@ -527,6 +563,7 @@ def main() -> None:
     results = Results()
     sections: list[tuple[str, Callable[[], None]]] = [
         ("edit-to-serve", lambda: section_edit_to_serve(results, edits)),
+        ("repaint", lambda: section_repaint(results, edits)),
         ("failures", lambda: section_failures(results, 10)),
         ("throughput", lambda: section_throughput(results, seconds, 5)),
         ("memory", lambda: section_memory(results, 20 if options.quick else 200)),

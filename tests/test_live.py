@@ -1,5 +1,6 @@
-"""Live refresh: pages that reload themselves after a reload and show the error while one fails,
-in a real headless Chromium against the command line; and what the injection leaves alone."""
+"""The developer's loop: pages that reload themselves after a reload and show the error while one
+fails (in a real headless Chromium, against the command line), what the injection leaves alone,
+and files read at import as dependencies."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 from collections.abc import Callable
 
 import pytest
-from harness import AppTree, ServerFactory, local_credential_of, wait_until
+from apps import write_semantic_app
+from harness import AppTree, ServerFactory, fresh_report, local_credential_of, wait_until
 from playwright.sync_api import Browser
 from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
 from test_cli import CliServer, cli  # noqa: F401  (the command-line server fixture)
@@ -155,3 +157,46 @@ def test_with_live_refresh_off_no_page_carries_the_script(
     assert "<h1>one</h1>" in page.text
     assert SCRIPT_TAG not in page.text
     assert client.get("/__reload/live.js").status_code == 404  # the app's own 404: nothing of ours
+
+
+SETTINGS_APP = {
+    "settings.py": """
+        import json
+        from pathlib import Path
+
+        import yaml
+
+        ROOT = Path(__file__).parent
+        # One file beside the package (the project root), one inside it; read with pathlib and open().
+        GREETING = json.loads((ROOT.parent / "config.json").read_text())["greeting"]
+        with open(ROOT / "limits.yaml") as stream:
+            LIMITS = yaml.safe_load(stream)
+    """,
+    "report.py": """
+        from PKG import settings
+
+
+        def report():
+            return {"greeting": settings.GREETING, "limits": settings.LIMITS}
+    """,
+}
+
+
+def test_files_read_at_import_are_dependencies_of_the_module_that_read_them(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, SETTINGS_APP)
+    (tree.root / "config.json").write_text('{"greeting": "hello 1"}')
+    tree.write("limits.yaml", "requests: 10\n")
+    server = serve()
+    assert server.client.get("/").json() == {"greeting": "hello 1", "limits": {"requests": 10}}
+    saving = tree.root / ".config.json.saving"
+    saving.write_text('{"greeting": "hello 2"}')
+    saving.replace(tree.root / "config.json")
+    wait_until(lambda: server.client.get("/").json()["greeting"] == "hello 2")
+    tree.write("limits.yaml", "requests: 20\n")
+    wait_until(lambda: server.client.get("/").json()["limits"] == {"requests": 20})
+    assert server.client.get("/").json() == fresh_report(tree.root, tree.name)
+    status = server.status()
+    assert status["last_reload"]["changed"] == [f"{tree.name}.settings"]  # the module that read it
+    assert status["failures"] == 0

@@ -8,11 +8,12 @@ only makes a group larger, which costs time but never correctness; missing one s
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 
@@ -68,6 +69,14 @@ def scan_imports(source: str, module: str, is_package: bool) -> set[str]:
     return found
 
 
+_CODE_SUFFIXES = (*SOURCE_SUFFIXES, *EXTENSION_SUFFIXES, *importlib.machinery.BYTECODE_SUFFIXES)
+
+
+def _is_code(path: str) -> bool:
+    """A module's source, bytecode or extension: imports read those, they are no data files."""
+    return path.endswith(_CODE_SUFFIXES) or f"{os.sep}__pycache__{os.sep}" in path
+
+
 class ModuleGraph:
     """The tracked modules of this process, and their import edges."""
 
@@ -82,6 +91,8 @@ class ModuleGraph:
         self._observed: dict[str, set[str]] = {}
         # Who imports whom, built once per refresh (a plan asks for each changed module's group).
         self._importers_cache: dict[str, set[str]] | None = None
+        # Files (not modules) read while modules executed, and by which: a config, a data file.
+        self._readers: dict[str, set[str]] = {}
         self._resolved: dict[str, str | None] = {}
 
     def refresh(self) -> None:
@@ -145,10 +156,32 @@ class ModuleGraph:
         _REALPATHS.clear()
 
     def paths(self) -> list[str]:
-        return list(self._by_path)
+        """Every watched file the app depends on: module files, and files modules read."""
+        return [*self._by_path, *self._readers]
 
     def modules_at(self, paths: Iterable[str]) -> set[str]:
-        return {name for path in paths for name in self._by_path.get(path, ())}
+        """The modules loaded from ``paths``, and those that read one of them as they executed."""
+        found: set[str] = set()
+        for path in paths:
+            found.update(self._by_path.get(path, ()))
+            found.update(name for name in self._readers.get(path, ()) if name in self.modules)
+        return found
+
+    def is_dependency(self, path: str) -> bool:
+        """Whether ``path`` (resolved) is a file a module read as it executed."""
+        return path in self._readers
+
+    def observe_reads(self, reads: Mapping[str, set[str]], executed: Iterable[str]) -> None:
+        """Files read by the modules that just ran (``executed``): what they read before is forgotten."""
+        executed = set(executed)
+        for readers in self._readers.values():
+            readers -= executed
+        for module, paths in reads.items():
+            for path in paths:
+                watched = self._watched_path(path)
+                if watched is not None and not _is_code(watched) and watched not in self._by_path:
+                    self._readers.setdefault(watched, set()).add(module)
+        self._readers = {path: readers for path, readers in self._readers.items() if readers}
 
     def affected(self, changed: Iterable[str]) -> set[str]:
         """The changed modules, every tracked module that imports one of them (transitively), and

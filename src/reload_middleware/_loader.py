@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from ._errors import BuildError
+from ._reads import ReadRecorder
 
 
 @dataclass
@@ -31,6 +32,7 @@ class LoadedGroup:
     new_modules: dict[str, ModuleType]
     rollback: Callable[[], None]
     imports: set[tuple[str, str]]  # (importer, imported), as they happened
+    reads: dict[str, set[str]] = field(default_factory=dict)  # module -> files it read as it ran
     exit_callbacks: list[Callable[..., object]] = field(default_factory=list)  # atexit, by this build
 
 
@@ -87,7 +89,7 @@ class GroupLoad:
         finally:
             recorder.__exit__()
         new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
-        return LoadedGroup(app, old_modules, new_modules, self.restore, recorder.edges)
+        return LoadedGroup(app, old_modules, new_modules, self.restore, recorder.edges, recorder.reads)
 
     def restore(self) -> None:
         """Undo the load: the old modules serve on."""
@@ -169,6 +171,12 @@ class ImportRecorder:
         self._thread = threading.get_ident()
         self.names = set() if names is None else names
         self.edges: set[tuple[str, str]] = set()
+        self._reads = ReadRecorder()
+
+    @property
+    def reads(self) -> dict[str, set[str]]:
+        """Files each module read while it executed: ``{module: {path}}``."""
+        return self._reads.reads
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         if threading.get_ident() != self._thread:
@@ -184,9 +192,11 @@ class ImportRecorder:
 
     def __enter__(self) -> ImportRecorder:
         sys.meta_path.insert(0, self)
+        self._reads.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._reads.__exit__()
         with contextlib.suppress(ValueError):
             sys.meta_path.remove(self)
 

@@ -75,6 +75,7 @@ class Reloader:
             )
         self.graph = ModuleGraph(lambda path: self.filter.covers(path), self._is_protected)
         self.graph.observe(first_imports.edges)
+        self.graph.observe_reads(first_imports.reads, executed=())
         self.detector = ChangeDetector()
         self._refresh()
         self.trigger = SharedTrigger(import_string)
@@ -97,7 +98,7 @@ class Reloader:
         watching = self.config.watch
 
         def accept(change: Change, path: str) -> bool:
-            return path == trigger_path or (watching and self.filter(change, path))
+            return path == trigger_path or (watching and (self.filter(change, path) or self.graph.is_dependency(path)))
 
         def notice(paths: set[str] | None) -> None:
             if paths is None:
@@ -244,6 +245,7 @@ class Reloader:
         """The new version serves: remember what it was built from."""
         self.detector.commit(plan.changes)
         self.graph.observe(loaded.imports)
+        self.graph.observe_reads(loaded.reads, executed=plan.group)
         self._refresh()
         self.app = loaded.app
         if self.config.watch:
