@@ -49,13 +49,14 @@ def serve(tree: AppTree) -> Iterator[ServerFactory]:
         ready_path: str = "/__reload",
         command: list[str] | None = None,
         dual_stack: bool = False,
+        bind: tuple[str, int] | None = None,
     ) -> Server:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE")}
         environment.update({"RELOAD_MIDDLEWARE": "1", "PYTHONPATH": str(tree.root), "PYTHONDONTWRITEBYTECODE": ""})
         environment.pop("PYTHONDONTWRITEBYTECODE")
         environment.update(env or {})
         server = Server(
-            import_string.replace("PKG", tree.name), tree.root, environment, options or [], command, dual_stack
+            import_string.replace("PKG", tree.name), tree.root, environment, options or [], command, dual_stack, bind
         )
         started.append(server)
         server.wait_ready(ready_path)

@@ -67,17 +67,21 @@ class Server:
         options: list[str],
         command: list[str] | None = None,
         dual_stack: bool = False,
+        bind: tuple[str, int] | None = None,
     ) -> None:
-        # Dual stack (`--host ::`): IPv4 clients reach it as ::ffff:127.0.0.1.
-        family = socket.AF_INET6 if dual_stack else socket.AF_INET
+        # Dual stack (`--host ::`): IPv4 clients reach it as ::ffff:127.0.0.1. ``bind``: an address
+        # and port of its own (a replica on ::1 beside one on 127.0.0.1, on the same port).
+        host, port = bind or ("::" if dual_stack else "127.0.0.1", 0)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if dual_stack:
-            self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        self._sock.bind(("::" if dual_stack else "127.0.0.1", 0))
+        if family == socket.AF_INET6:
+            self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+        self._sock.bind((host, port))
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        shown = f"[{host}]" if ":" in host and not dual_stack else "127.0.0.1"
+        self.url = f"http://{shown}:{self.port}"
         self.log_path = cwd / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         fd = self._sock.fileno()

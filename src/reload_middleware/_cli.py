@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import platform
 import sys
 import traceback
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from . import __version__
-from ._admin import is_loopback_host
 from ._config import ENV_PREFIX, TEMPLATE_GLOBS, Config
-from ._credential import local_credential
 from ._errors import ImportStringError, ReloadError, is_machinery
+from ._rollout import BadTarget, Outcome, Plan, Result, replicas, roll_out
 
 # uvicorn's exit code when the server cannot start (a wrong import string among others).
 STARTUP_FAILURE = 3
@@ -150,20 +149,35 @@ def serve_command() -> click.Command:
 def trigger_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reload-middleware trigger",
-        description="Ask a running server to reload now (POST to its admin endpoint). "
-        "Exits 0 when the reload succeeded or nothing changed, 1 when it failed or is stale, 2 when it was "
-        "refused or the server could not be reached.",
+        description="Ask running servers to reload now (POST to their admin endpoint). Several replicas "
+        "roll one batch at a time: each must reload (and pass --check) before the next batch starts; "
+        "the first failure stops the roll-out, and the replicas not reached keep their version. "
+        "Exits 0 when every reload succeeded or nothing changed, 1 when one failed, is stale or failed its "
+        "check, 2 when a replica refused or could not be reached.",
     )
-    parser.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
+    parser.add_argument("urls", nargs="+", metavar="URL", help="a server, e.g. http://127.0.0.1:8000; several roll")
+    parser.add_argument(
+        "--all-addresses",
+        action="store_true",
+        help="reload every address each URL's host name resolves to (a headless service, a DNS round robin)",
+    )
+    parser.add_argument("--batch", type=int, default=1, help="replicas reloaded at once (default: 1)")
+    parser.add_argument(
+        "--check", metavar="PATH", help="after each reload, PATH must answer 2xx from the new version (e.g. /health)"
+    )
+    parser.add_argument(
+        "--max-failures", type=int, default=0, help="failed replicas tolerated before the roll-out stops (default: 0)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--token",
         default=os.environ.get(f"{ENV_PREFIX}_TOKEN"),
         help="bearer token (default: RELOAD_MIDDLEWARE_TOKEN; for a server on this machine without one, "
-        "this user's local credential is found by itself)",
+        "this user's local credential is found by itself); never printed",
     )
     parser.add_argument("--force", action="store_true", help="reload the whole app, changed or not")
     parser.add_argument("--admin-path", default="/__reload", help="the admin endpoint (default: /__reload)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the answer")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
     return parser
 
 
@@ -283,51 +297,59 @@ def _url_host(host: str) -> str:
 
 
 def trigger(options: argparse.Namespace) -> int:
-    import httpx
+    try:
+        targets = replicas(options.urls, options.all_addresses)
+    except BadTarget as exc:
+        print(f"reload-middleware trigger: {exc}", file=sys.stderr)
+        return 2
+    if options.batch < 1 or options.max_failures < 0:
+        print("reload-middleware trigger: --batch must be at least 1, --max-failures at least 0", file=sys.stderr)
+        return 2
+    plan = Plan(
+        token=options.token,
+        force=options.force,
+        admin_path=options.admin_path,
+        timeout=options.timeout,
+        batch=options.batch,
+        check=options.check,
+        max_failures=options.max_failures,
+    )
+    single = len(targets) == 1 and not options.json
 
-    parts = urllib.parse.urlsplit(options.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        print(
-            f"reload-middleware trigger: {options.url!r} is not a server URL such as http://127.0.0.1:8000",
-            file=sys.stderr,
-        )
+    def report(result: Result) -> None:
+        if single:  # one server: its answer, as a person reads it
+            stream = sys.stderr if result.outcome.unreached else sys.stdout
+            print(
+                result.message if not result.outcome.unreached else f"reload-middleware trigger: {result.message}",
+                file=stream,
+            )
+        elif not options.json:
+            print(_summary_line(result), flush=True)
+
+    results = roll_out(targets, plan, report)
+    code = _exit_code(results)
+    if options.json:
+        print(json.dumps({"exit_code": code, "replicas": [result.as_dict() for result in results]}, indent=2))
+    elif not single:
+        for result in results:
+            if result.outcome is Outcome.SKIPPED:
+                print(_summary_line(result))
+        done = sum(result.outcome.ok for result in results)
+        print(f"{done} of {len(results)} replica(s) reloaded" + ("" if code == 0 else "; the roll-out stopped"))
+    return code
+
+
+def _summary_line(result: Result) -> str:
+    """One replica: its address, versions before and after, outcome, time, and what it said."""
+    before = "?" if result.before is None else result.before
+    after = "?" if result.after is None else result.after
+    message = result.message or "not reloaded: the roll-out stopped before it"
+    took = f"{result.seconds * 1000:.0f} ms"
+    return f"{result.replica.url}  v{before} -> v{after}  {result.outcome.value}  {took}  {message}"
+
+
+def _exit_code(results: list[Result]) -> int:
+    """2 if a replica refused or could not be reached, else 1 if one failed, else 0."""
+    if any(result.outcome.unreached for result in results):
         return 2
-    token = options.token
-    if not token and is_loopback_host(parts.hostname):
-        # The same machine: this user's local credential (never sent anywhere else).
-        token = local_credential(create=False)
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    url = options.url.rstrip("/") + options.admin_path
-    try:
-        response = httpx.post(
-            url, params={"force": "1"} if options.force else None, headers=headers, timeout=options.timeout
-        )
-    except httpx.HTTPError as exc:
-        print(f"reload-middleware trigger: could not reach {url}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = {}
-    if response.status_code in (401, 403, 405) or "ok" not in answer:
-        print(
-            f"reload-middleware trigger: refused ({response.status_code}): {answer.get('error', response.text)}",
-            file=sys.stderr,
-        )
-        return 2
-    if not answer["ok"]:
-        error = answer.get("error") or {}
-        if error.get("type") == "StaleCode":  # it swapped, but old code still answers
-            print(f"reloaded to version {answer['version']}, but it is stale: {error.get('message')}")
-            return 1
-        where = f" at {error.get('file')}:{error.get('line')}" if error.get("file") else ""
-        print(
-            f"reload failed, version {answer['version']} serves on: {error.get('type')}: {error.get('message')}{where}"
-        )
-        return 1
-    if answer["reloaded"]:
-        count, duration = len(answer["reloaded"]), answer["duration_ms"]
-        print(f"reloaded {count} module(s) in {duration} ms, now version {answer['version']}")
-    else:
-        print(f"nothing changed, version {answer['version']} serves on")
-    return 0
+    return 0 if all(result.outcome.ok or result.outcome is Outcome.SKIPPED for result in results) else 1
