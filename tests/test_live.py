@@ -8,11 +8,12 @@ import os
 from collections.abc import Callable
 
 import pytest
-from apps import write_semantic_app
+from apps import FLASK_APP, write_app, write_semantic_app
 from harness import AppTree, ServerFactory, fresh_report, local_credential_of, wait_until
 from playwright.sync_api import Browser
 from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
 from test_cli import CliServer, cli  # noqa: F401  (the command-line server fixture)
+from test_wsgi import GUNICORN
 
 HTML_APP = {
     "__init__.py": "",
@@ -200,3 +201,22 @@ def test_files_read_at_import_are_dependencies_of_the_module_that_read_them(
     status = server.status()
     assert status["last_reload"]["changed"] == [f"{tree.name}.settings"]  # the module that read it
     assert status["failures"] == 0
+
+
+def test_a_wsgi_app_under_gunicorn_gets_live_refresh_too(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, FLASK_APP)
+    server = serve("PKG.wsgi:app", env={"RELOAD_MIDDLEWARE_LIVE_REFRESH": "1"}, command=GUNICORN)
+    page = server.client.get("/", headers={"accept": "text/html", "accept-encoding": "gzip"})
+    assert page.text == f'one\n{SCRIPT_TAG}1"></script>\n'
+    assert int(page.headers["content-length"]) == len(page.content)
+    assert server.client.get("/process").json()["pid"]  # JSON: untouched
+    assert "EventSource" in server.client.get("/__reload/live.js").text
+
+    def stream_states() -> list[str]:
+        with server.client.stream("GET", "/__reload/events") as response:
+            return [line for line in response.iter_lines() if line.startswith("data:")]
+
+    assert stream_states()[0] == 'data: {"version": 1, "failing": null}'
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: server.client.get("/").text.startswith("two"))
+    assert stream_states()[0] == 'data: {"version": 2, "failing": null}'

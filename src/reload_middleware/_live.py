@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import anyio
@@ -82,6 +82,10 @@ class LiveRefresh:
 
     def tag(self, version: int, root_path: str = "") -> bytes:
         return f'\n<script src="{root_path}{self.script_path}?v={version}"></script>\n'.encode()
+
+    @staticmethod
+    def wants_environ(environ: Mapping[str, Any]) -> bool:
+        return environ.get("REQUEST_METHOD") == "GET" and "text/html" in str(environ.get("HTTP_ACCEPT", ""))
 
     @staticmethod
     def wants(scope: Mapping[str, Any]) -> bool:
@@ -165,30 +169,106 @@ def state_of(version: int, history: History, *, full: bool) -> dict[str, Any]:
     return {"version": version, "failing": failing}
 
 
+EVENT_STREAM_HEADERS = [
+    ("content-type", "text/event-stream; charset=utf-8"),
+    ("cache-control", "no-store"),
+    ("x-accel-buffering", "no"),  # no proxy buffering
+]
+_RETRY = b"retry: 250\n\n"  # how soon the browser reconnects once a stream ends
+
+
+class _Changes:
+    """The state, as an event, each time it differs from the last one sent."""
+
+    def __init__(self, state: Callable[[], dict[str, Any]]) -> None:
+        self._state = state
+        self._last: dict[str, Any] | None = None
+        self.deadline = time.monotonic() + STREAM_SECONDS
+
+    def next_event(self) -> bytes | None:
+        current = self._state()
+        if current == self._last:
+            return None
+        self._last = current
+        return f"event: state\ndata: {json.dumps(current)}\n\n".encode()
+
+
 async def stream_events(send: Send, state: Callable[[], dict[str, Any]]) -> None:
-    """One short-lived event stream: ``state`` now and whenever it changes, for ``STREAM_SECONDS``."""
-    headers = [
-        (b"content-type", b"text/event-stream; charset=utf-8"),
-        (b"cache-control", b"no-store"),
-        (b"x-accel-buffering", b"no"),  # no proxy buffering
-    ]
+    """One short-lived event stream (ASGI): ``state`` now and whenever it changes."""
+    headers = [(name.encode(), value.encode()) for name, value in EVENT_STREAM_HEADERS]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"retry: 250\n\n", "more_body": True})
-    last: dict[str, Any] | None = None
-    deadline = time.monotonic() + STREAM_SECONDS
-    while time.monotonic() < deadline:
-        current = state()
-        if current != last:
-            last = current
-            event = f"event: state\ndata: {json.dumps(current)}\n\n".encode()
+    await send({"type": "http.response.body", "body": _RETRY, "more_body": True})
+    changes = _Changes(state)
+    while time.monotonic() < changes.deadline:
+        event = changes.next_event()
+        if event is not None:
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await anyio.sleep(_POLL_SECONDS)
     await send({"type": "http.response.body", "body": b""})
 
 
+def event_chunks(state: Callable[[], dict[str, Any]]) -> Iterator[bytes]:
+    """The same stream for a WSGI server: it holds one of the server's threads while it lasts."""
+    yield _RETRY
+    changes = _Changes(state)
+    while time.monotonic() < changes.deadline:
+        event = changes.next_event()
+        if event is not None:
+            yield event
+        time.sleep(_POLL_SECONDS)
+
+
+class WsgiInjection:
+    """``start_response`` and the response iterable of one WSGI navigation, appending the script
+    to an HTML answer (and keeping ``Content-Length`` right)."""
+
+    def __init__(self, start_response: Callable[..., Any], tag: bytes) -> None:
+        self._start_response = start_response
+        self._tag = tag
+        self._active = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        code = int(status.split(" ", 1)[0])
+        if code not in _NO_BODY_STATUSES and injectable(raw):
+            self._active = True
+            extra = len(self._tag)
+            headers = [
+                (name, str(int(value) + extra) if name.lower() == "content-length" else value)
+                for name, value in headers
+            ]
+        return self._start_response(status, headers, *exc_info)
+
+    def body(self, result: Iterable[bytes]) -> _InjectedBody:
+        return _InjectedBody(result, self)
+
+    def tail(self) -> bytes:
+        return self._tag if self._active else b""
+
+
+class _InjectedBody:
+    def __init__(self, result: Iterable[bytes], injection: WsgiInjection) -> None:
+        self._result = result
+        self._injection = injection
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._result
+        tail = self._injection.tail()
+        if tail:
+            yield tail
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+SCRIPT_HEADERS = [
+    ("content-type", "text/javascript; charset=utf-8"),
+    ("content-length", str(len(SCRIPT.encode()))),
+    ("cache-control", "no-store"),
+]
+
+
 def script_response_headers() -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", b"text/javascript; charset=utf-8"),
-        (b"content-length", str(len(SCRIPT.encode())).encode()),
-        (b"cache-control", b"no-store"),
-    ]
+    return [(name.encode(), value.encode()) for name, value in SCRIPT_HEADERS]

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._admin import REASONS, AdminRequest, AdminResponse
 from ._config import Options, Unpack
+from ._live import EVENT_STREAM_HEADERS, SCRIPT, SCRIPT_HEADERS, WsgiInjection, event_chunks, state_of
 from ._types import Environ, StartResponse, WSGIApp
 from ._versions import AppVersion
 from ._wrapping import Wrapping
@@ -45,8 +46,12 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
         pipeline = self._pipeline
         if not pipeline.started:  # in the serving process: a server may fork after importing us
             pipeline.start()
-        if environ.get("PATH_INFO") == self._admin_path:
+        path = environ.get("PATH_INFO")
+        if path == self._admin_path:
             return _respond(start_response, self._admin.handle(AdminRequest.from_environ(environ)))
+        live = self._live
+        if live is not None and path in (live.script_path, live.events_path):
+            return self._serve_live(environ, start_response, path == live.script_path)
         gate = pipeline.gate
         if gate is not None:
             gate.wait(self._wait_limit)
@@ -63,6 +68,11 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
             version.computing += 1
         if "wsgi.input" in environ:
             environ["wsgi.input"] = _PacedInput(environ["wsgi.input"], version)
+        injection = None
+        if live is not None and live.wants_environ(environ):
+            environ.pop("HTTP_ACCEPT_ENCODING", None)  # an uncompressed answer can take the script
+            injection = WsgiInjection(start_response, live.tag(version.number, environ.get("SCRIPT_NAME", "")))
+            start_response = injection.start_response
         try:
             result = version.app(environ, start_response)
         except BaseException:
@@ -70,7 +80,19 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
             raise
         with version.lock:
             version.computing -= 1  # what is left is streaming the answer, at the client's pace
-        return _ClosingIterable(result, version)
+        return _ClosingIterable(result if injection is None else injection.body(result), version)
+
+    def _serve_live(self, environ: Environ, start_response: StartResponse, script: bool) -> Iterable[bytes]:
+        """Live refresh's script, or its event stream (under the admin endpoint's access rules)."""
+        decision = self._admin.read_access(AdminRequest.from_environ(environ))
+        if isinstance(decision, AdminResponse):
+            return _respond(start_response, decision)
+        if script:
+            start_response("200 OK", list(SCRIPT_HEADERS))
+            return [SCRIPT.encode()]
+        pipeline = self._pipeline
+        start_response("200 OK", list(EVENT_STREAM_HEADERS))
+        return event_chunks(lambda: state_of(pipeline.versions.current.number, pipeline.history, full=decision))
 
     def close(self) -> None:
         """Stop the watcher and the pipeline's thread (for servers that call it; both are daemons)."""
