@@ -39,7 +39,10 @@ def find_stale(
     # The modules first: an app that lives in one of them is named by where it lives.
     roots: list[tuple[object, str]] = [(vars(module), name) for name, module in unchanged.items()]
     where = (
-        f"{name}.{key}" for name, module in unchanged.items() for key, value in vars(module).items() if value is app
+        f"{name}.{key}"
+        for name, module in unchanged.items()
+        for key, value in list(vars(module).items())
+        if value is app
     )
     roots.append((app, next(where, "the app")))
     return _Search(replaced, is_project).run(roots, budget)
