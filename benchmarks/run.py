@@ -556,6 +556,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="reload_middleware benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer edits and shorter runs, to try the script")
     options = parser.parse_args()
+    # The servers' local credential (which admin requests carry) in a private directory of this run.
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="reload-bench-run-")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: `make bench` installs Debian's wrk")
     edits, seconds = (3, 2) if options.quick else (10, 4)

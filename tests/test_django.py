@@ -166,6 +166,17 @@ def test_django_edits_are_served_as_a_fresh_process_serves_them(
     app.write("admin.py", ADMIN.format(name="PollAdmin"))  # an admin registration
     serves_as_fresh("/polls/models/", "PollAdmin")
 
+    settings = tree.path("settings.py")  # read once by Django, at start: a restart, said so
+    saving = settings.with_name(".settings.saving")
+    saving.write_text(settings.read_text() + "\nTIME_ZONE = 'Europe/Paris'\n")
+    saving.replace(settings)
+    reasons = wait_until(lambda: server.status()["restart_required"])
+    assert reasons == [
+        f"{tree.name}.settings ({settings}) changed: Django reads its settings once, at start: restart the server"
+    ]
+
     status = server.status()
-    assert (status["reloads"], status["failures"]) == (7, 1)
+    assert (status["reloads"], status["failures"]) == (7, 2)  # the broken model, the settings
+    assert status["last_error"]["type"] == "RestartRequired"
+    assert server.client.get("/polls/").text == "hello 2"  # and the app serves on
     assert "already registered" not in server.log()

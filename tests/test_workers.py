@@ -80,3 +80,16 @@ def test_the_shared_trigger_lives_in_a_private_directory(tree: AppTree, serve: S
     assert stat.S_IMODE(os.lstat(directory).st_mode) == 0o700
     assert os.lstat(directory).st_uid == os.getuid()
     assert stat.S_IMODE(os.lstat(trigger).st_mode) == 0o600
+
+
+def test_a_worker_never_takes_its_own_trigger_for_another_workers(tree: AppTree, serve: ServerFactory) -> None:
+    # Back-to-back POSTs: the watcher may read a trigger this process wrote a moment before it
+    # wrote the next one; taking it as another worker's ran a reload of its own, which took the
+    # next save, and the POST for that save then found nothing changed.
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    for number in range(2, 42):
+        tree.write("leaf.py", f'VALUE = "v{number}"\n')
+        answer = server.client.post("/__reload").json()
+        assert (answer["version"], answer["reloaded"] != []) == (number, True)
+    assert "another worker asked for a reload" not in server.log()

@@ -146,6 +146,7 @@ class Reloader:
         restart_required: list[str] = []
         reloadable: set[str] = set()
         group: set[str] = set()
+        framework_reasons = adapters.restart_reasons(changed_modules)
         for name in sorted(changed_modules):
             tracked = self.graph.modules[name]
             affected = {other for other in self.graph.affected([name]) if not self._is_protected(other)}
@@ -153,6 +154,8 @@ class Reloader:
             if not tracked.reloadable:
                 reason = "an extension module" if tracked.is_extension else "not reloadable"
                 restart_required.append(f"{name} ({tracked.path}) changed and is {reason}: restart the server")
+            elif name in framework_reasons:
+                restart_required.append(f"{name} ({tracked.path}) changed: {framework_reasons[name]}")
             elif blocked:
                 restart_required.append(
                     f"{name} changed and is imported by {', '.join(blocked)}, which declared itself not "

@@ -56,9 +56,12 @@ class SharedTrigger:
                 data = json.load(file)
             signal = Signal(str(data["nonce"]), bool(data["force"]))
             theirs = set(data.get("sockets") or ())
+            sender = data.get("pid")
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if signal.nonce == self._seen:
+        # Our own signal is never for us: by its pid, since an event for our previous signal can
+        # be read after we set ``_seen`` to the next one.
+        if signal.nonce == self._seen or sender == os.getpid():
             return None
         self._seen = signal.nonce
         ours = listening_sockets()

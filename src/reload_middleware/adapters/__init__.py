@@ -7,12 +7,13 @@ registries what the group's modules put there, and returns how to put it back if
 rolled back. An adapter is active only when its framework is imported: nothing is imported here.
 
 Adding one: a module with ``FRAMEWORK`` (the top-level module name) and
-``release(modules) -> Callable[[], None]``, listed in ``_ADAPTERS``. Two more functions are
+``release(modules) -> Callable[[], None]``, listed in ``_ADAPTERS``. Three more functions are
 optional, for frameworks that import the project's modules themselves: ``companions(group)``
 names modules to re-execute with any group (Django's root URLconf, built from every app), and
 ``imported_at_start(group)`` names members the framework imported at its start, which nothing
 imports again by itself (Django's ``models`` and ``admin`` modules): they are imported right after
-the app.
+the app; ``restart_reasons(changed)`` names changed modules the framework read once at its start
+(Django's settings), which only a restart applies.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def _active() -> list[ModuleType]:
 def companions(group: Set[str]) -> set[str]:
     """Modules to reload along with ``group``, for the frameworks that build them from it."""
     return {name for adapter in _active() if hasattr(adapter, "companions") for name in adapter.companions(group)}
+
+
+def restart_reasons(changed: Set[str]) -> dict[str, str]:
+    """Changed modules a framework read once at its start (Django's settings): why each needs a
+    restart."""
+    found = (adapter.restart_reasons(changed) for adapter in _active() if hasattr(adapter, "restart_reasons"))
+    return {name: reason for reasons in found for name, reason in reasons.items()}
 
 
 def imported_at_start(group: Set[str]) -> set[str]:

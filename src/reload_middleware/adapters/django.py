@@ -9,6 +9,7 @@
   (else "already registered"); the group's ``models`` and ``admin`` modules, which Django imported
   at its start and nothing imports again, are imported again after the app.
 - Template loaders cache compiled templates: they are reset, so an edited template is read again.
+- Settings are read once, at start: an edited settings module is reported as needing a restart.
 A rollback puts every registration back.
 """
 
@@ -38,6 +39,17 @@ def companions(group: Set[str]) -> set[str]:
 
     urlconf = getattr(settings, "ROOT_URLCONF", None)
     return {urlconf} if isinstance(urlconf, str) else set()
+
+
+def restart_reasons(changed: Set[str]) -> dict[str, str]:
+    if _ready() is None:
+        return {}
+    from django.conf import settings
+
+    module = getattr(settings, "SETTINGS_MODULE", None)
+    if isinstance(module, str) and module in changed:
+        return {module: "Django reads its settings once, at start: restart the server"}
+    return {}
 
 
 def imported_at_start(group: Set[str]) -> set[str]:
