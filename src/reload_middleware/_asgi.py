@@ -19,7 +19,7 @@ import anyio.to_thread
 from ._admin import AdminRequest, AdminResponse
 from ._config import Options, Unpack
 from ._lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
-from ._live import SCRIPT, script_response_headers, state_of, stream_events
+from ._live import SCRIPT, script_response_headers, stream_events
 from ._pipeline import Pipeline
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from ._versions import AppVersion
@@ -151,10 +151,7 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
             await send({"type": "http.response.start", "status": 200, "headers": script_response_headers()})
             await send({"type": "http.response.body", "body": SCRIPT.encode()})
         else:
-            pipeline = self._pipeline
-            await stream_events(
-                send, lambda: state_of(pipeline.versions.current.number, pipeline.history, full=decision)
-            )
+            await stream_events(send, lambda: self._live_state(full=decision))
 
     async def _serve_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         pipeline = self._pipeline

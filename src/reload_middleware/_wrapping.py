@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from ._admin import AdminEndpoint, status_of
 from ._config import Config, Options
-from ._live import LiveRefresh
+from ._live import LiveRefresh, state_of
 from ._pipeline import Pipeline, Runtime
 from ._reloader import Reloader, prepare
 
@@ -61,6 +61,11 @@ class Wrapping(Generic[AppT]):
         if self.enabled:
             return self._pipeline.versions.current.app  # type: ignore[no-any-return]
         return self._bare
+
+    def _live_state(self, full: bool) -> dict[str, Any]:
+        """What live refresh's event stream says now (``full``: with error details)."""
+        pipeline = self._pipeline
+        return state_of(pipeline.versions.current.number, pipeline.history, full=full)
 
     def status(self) -> dict[str, Any]:
         """The admin endpoint's status JSON (reloading on only)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._admin import REASONS, AdminRequest, AdminResponse
 from ._config import Options, Unpack
-from ._live import EVENT_STREAM_HEADERS, SCRIPT, SCRIPT_HEADERS, WsgiInjection, event_chunks, state_of
+from ._live import EVENT_STREAM_HEADERS, SCRIPT, SCRIPT_HEADERS, WsgiInjection, event_chunks
 from ._types import Environ, StartResponse, WSGIApp
 from ._versions import AppVersion
 from ._wrapping import Wrapping
@@ -63,16 +63,16 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
         version = pipeline.versions.current
         if version.header is not None:
             start_response = _with_header(start_response, version.header)
-        with version.lock:
-            version.in_flight += 1
-            version.computing += 1
-        if "wsgi.input" in environ:
-            environ["wsgi.input"] = _PacedInput(environ["wsgi.input"], version)
         injection = None
         if live is not None and live.wants_environ(environ):
             environ.pop("HTTP_ACCEPT_ENCODING", None)  # an uncompressed answer can take the script
             injection = WsgiInjection(start_response, live.tag(version.number, environ.get("SCRIPT_NAME", "")))
             start_response = injection.start_response
+        with version.lock:
+            version.in_flight += 1
+            version.computing += 1
+        if "wsgi.input" in environ:
+            environ["wsgi.input"] = _PacedInput(environ["wsgi.input"], version)
         try:
             result = version.app(environ, start_response)
         except BaseException:
@@ -90,9 +90,8 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
         if script:
             start_response("200 OK", list(SCRIPT_HEADERS))
             return [SCRIPT.encode()]
-        pipeline = self._pipeline
         start_response("200 OK", list(EVENT_STREAM_HEADERS))
-        return event_chunks(lambda: state_of(pipeline.versions.current.number, pipeline.history, full=decision))
+        return event_chunks(lambda: self._live_state(full=decision))
 
     def close(self) -> None:
         """Stop the watcher and the pipeline's thread (for servers that call it; both are daemons)."""
