@@ -10,6 +10,7 @@ sockets) act on it, so two servers of one app started from one shell stay indepe
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -36,12 +37,13 @@ class SharedTrigger:
         self.directory = directory or private_directory()
         key = f"{import_string}\0{os.getppid()}\0{os.getcwd()}"
         self.path = self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.trigger"
-        self._seen: str | None = None
+        self._seen: str | None = None  # the last signal taken
+        self._fired: collections.deque[str] = collections.deque(maxlen=16)  # ours, most recent
 
     def fire(self, *, force: bool) -> None:
         """Ask every other worker of this server to reload (``force``: the whole app)."""
         nonce = uuid.uuid4().hex
-        self._seen = nonce
+        self._fired.append(nonce)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(descriptor, "w") as file:
@@ -56,12 +58,11 @@ class SharedTrigger:
                 data = json.load(file)
             signal = Signal(str(data["nonce"]), bool(data["force"]))
             theirs = set(data.get("sockets") or ())
-            sender = data.get("pid")
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        # Our own signal is never for us: by its pid, since an event for our previous signal can
-        # be read after we set ``_seen`` to the next one.
-        if signal.nonce == self._seen or sender == os.getpid():
+        # Our own signals are never for us: all the recent ones, since the event for one can be
+        # read after we wrote the next.
+        if signal.nonce == self._seen or signal.nonce in self._fired:
             return None
         self._seen = signal.nonce
         ours = listening_sockets()
