@@ -29,10 +29,7 @@ def local_credential(*, create: bool = True) -> str | None:
     """This user's local credential, created if missing (unless ``create`` is false)."""
     path = credential_path()
     if create and not path.exists():
-        with contextlib.suppress(FileExistsError):  # another process made it first: read theirs
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_urlsafe(32))
+        _publish(path, secrets.token_urlsafe(32))
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -45,3 +42,20 @@ def local_credential(*, create: bool = True) -> str | None:
             raise ConfigError(f"the local credential {path} is readable by others or not ours: remove it")
         value = file.read().strip()
     return value or None
+
+
+def _publish(path: Path, value: str) -> None:
+    """Create ``path`` holding ``value``, whole or not at all: written under a name of its own,
+    then linked into place, which fails if another process (a sibling worker starting at the
+    same moment) published first; then theirs is the one read. Created in place, a reader could
+    find it still empty."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(value)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(draft)
