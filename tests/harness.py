@@ -159,17 +159,18 @@ ServerFactory = Callable[..., Server]
 
 def fresh_report(root: Path, package: str) -> Any:
     """What a new interpreter computes from the sources now on disk; ``None`` if importing fails."""
+    result = _fresh_python(root, f"import json, {package}.report as r; print(json.dumps(r.report()))")
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def _fresh_python(root: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a new interpreter on the sources now on disk (no bytecode, no reloading)."""
     with tempfile.TemporaryDirectory() as no_bytecode:
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONPYCACHEPREFIX": no_bytecode}
-        result = subprocess.run(
-            [sys.executable, "-B", "-c", f"import json, {package}.report as r; print(json.dumps(r.report()))"],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        env.pop("RELOAD_MIDDLEWARE", None)
+        return subprocess.run(
+            [sys.executable, "-B", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60
         )
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 def fresh_get(root: Path, import_string: str, path: str) -> tuple[int, str]:
@@ -190,12 +191,7 @@ else:
 print(response.status_code)
 print(response.text, end="")
 """
-    with tempfile.TemporaryDirectory() as no_bytecode:
-        env = {**os.environ, "PYTHONPATH": str(root), "PYTHONPYCACHEPREFIX": no_bytecode}
-        env.pop("RELOAD_MIDDLEWARE", None)
-        result = subprocess.run(
-            [sys.executable, "-B", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60
-        )
+    result = _fresh_python(root, script)
     assert result.returncode == 0, result.stderr
     status, _, body = result.stdout.partition("\n")
     return int(status), body

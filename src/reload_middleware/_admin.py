@@ -257,7 +257,8 @@ class AdminEndpoint:
         self._credential = None if config.token else local_credential()
         self._admin = Admin(config.token, self._path, self._credential)
         self._version_header = config.version_header
-        self._live = LiveRefresh(self._path) if config.live_refresh and self._path else None
+        # Live refresh's paths and script tag (``None`` when it is off), for both middlewares too.
+        self.live = LiveRefresh(self._path) if config.live_refresh and self._path else None
         self._base_url = (os.environ if environ is None else environ).get(f"{ENV_PREFIX}_URL", "").rstrip("/")
         pipeline.announce = self._announce
 
@@ -308,8 +309,8 @@ class AdminEndpoint:
         full = self._admin.carries_credential(request, cookie=True)
         if request.wants_html():
             page = error_page(report.as_dict(), self._path, full=full).encode()
-            if self._live is not None:  # the page reloads itself once the error is fixed
-                page += self._live.tag(self._pipeline.versions.current.number)
+            if self.live is not None:  # the page reloads itself once the error is fixed
+                page += self.live.tag(self._pipeline.versions.current.number)
             return AdminResponse(500, page, "text/html")
         summary = report.as_dict() if full else {"type": report.type, "message": "details on the admin endpoint"}
         return ("x-reload-error", error_summary(summary))

@@ -52,7 +52,7 @@ class Wrapping(Generic[AppT]):
         self._pipeline = Pipeline(reloader, self._runtime(), lambda number: header(name, number) if name else None)
         self._admin = AdminEndpoint(self._pipeline)
         self._admin_path = config.admin_path
-        self._live = LiveRefresh(config.admin_path) if config.live_refresh and config.admin_path else None
+        self._live = self._admin.live
         self._wait_limit = config.build_timeout
 
     @property
