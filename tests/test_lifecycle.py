@@ -217,3 +217,55 @@ def test_server_shutdown_stops_every_version_once(tree: AppTree, serve: ServerFa
     # uvicorn closes the connections before the lifespan shutdown: version 1 retires as its
     # websocket ends, then the shutdown stops version 2. Each exactly once.
     assert lines(events) == ["start v1", "start v2", "stop v1", "stop v2"]
+
+
+HELD_RETIREMENT_LEAF = """
+import os
+import time
+
+from reload_middleware import on_retire
+
+VALUE = {value!r}
+time.sleep({import_seconds})  # a build that takes a while: requests arrive meanwhile, and wait
+
+
+def _retire_once_the_test_says_so():
+    marker = os.environ["RETIRE_MARKER"]
+    deadline = time.monotonic() + 3
+    while not os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open(os.environ["RETIRE_LOG"], "a") as log:
+        log.write(f"{{VALUE}} retired {{'on the marker' if os.path.exists(marker) else 'on the time limit'}}\\n")
+
+
+on_retire(_retire_once_the_test_says_so)
+"""
+
+
+def test_requests_held_back_by_a_reload_go_at_the_swap_not_after_the_old_versions_retirement(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    # The old version retires (and the stale check runs) after the swap: a request that waited
+    # for the new version must not wait for those too. Here the old version's retirement hook
+    # waits (3 s at most) until the test has been answered by the new version, and the requests
+    # that wait for the build may wait longer than that (build_timeout).
+    marker, log = tree.root / "answered", tree.root / "retired.log"
+    tree.write("__init__.py", "")
+    tree.write("leaf.py", HELD_RETIREMENT_LEAF.format(value="v1", import_seconds=0))
+    tree.write(
+        "main.py",
+        "from starlette.applications import Starlette\nfrom starlette.responses import PlainTextResponse\n"
+        "from starlette.routing import Route\n\nfrom PKG import leaf\n\n\n"
+        "async def home(request):\n    return PlainTextResponse(leaf.VALUE)\n\n\n"
+        "app = Starlette(routes=[Route('/', home)])\n",
+    )
+    tree.write("asgi.py", "from reload_middleware import ReloadMiddleware\n\napp = ReloadMiddleware('PKG.main:app')\n")
+    server = serve(env={"RETIRE_MARKER": str(marker), "RETIRE_LOG": str(log), "RELOAD_MIDDLEWARE_BUILD_TIMEOUT": "20"})
+    wait_until(lambda: server.status()["watching"])
+    assert server.client.get("/").text == "v1"
+
+    tree.write("leaf.py", HELD_RETIREMENT_LEAF.format(value="v2", import_seconds=0.5))
+    wait_until(lambda: server.client.get("/", timeout=30).text == "v2", timeout=30)
+    marker.write_text("")
+    wait_until(lambda: log.exists() and log.read_text())
+    assert log.read_text() == "v1 retired on the marker\n"

@@ -108,7 +108,7 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
             pipeline.start()
         gate = pipeline.gate
         if gate is not None:
-            await anyio.to_thread.run_sync(gate.wait, self._wait_limit, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(gate.hold, self._wait_limit, abandon_on_cancel=True)
         if pipeline.failing is not None and kind == "http":
             answer = self._admin.while_failing(AdminRequest.from_scope(scope), pipeline.failing)
             if isinstance(answer, AdminResponse):

@@ -14,6 +14,20 @@ from ._errors import ErrorReport, RestartRequired
 logger = logging.getLogger(__name__)
 
 
+class Laps:
+    """Where an attempt's time goes: milliseconds per phase, in the order the phases ran."""
+
+    def __init__(self, started: float) -> None:
+        self._last = started
+        self.ms: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        """The phase named ``phase`` ends now (it began where the previous one ended)."""
+        now = time.perf_counter()
+        self.ms[phase] = self.ms.get(phase, 0.0) + (now - self._last) * 1000
+        self._last = now
+
+
 @dataclass(frozen=True)
 class ReloadRecord:
     modules: tuple[str, ...]
@@ -21,12 +35,16 @@ class ReloadRecord:
     duration_ms: float
     version: int
     time: float = field(default_factory=time.time)
+    # Milliseconds per phase: those of ``duration_ms``, and ``queued`` (from the change's detection
+    # to the attempt's start) and ``stale_check`` (after the swap) outside it.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "modules": list(self.modules),
             "changed": list(self.changed),
             "duration_ms": round(self.duration_ms, 3),
+            "phases_ms": {phase: round(ms, 3) for phase, ms in self.phases.items()},
             "time": self.time,
             "version": self.version,
         }

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._bounded import Stuck, run_bounded
 from ._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired, stale_report
-from ._history import History, ReloadRecord
+from ._history import History, Laps, ReloadRecord
 from ._logging import follow_server_logging
 from ._reloader import Reloader
 from ._retire import Retirer
@@ -40,6 +40,12 @@ T = TypeVar("T")
 # While an old version drains, the worker looks at it this often (and only then: an idle server
 # has no periodic wake-ups from the pipeline).
 _RETIRE_POLL = 0.02
+# After a swap, the requests the reload held back are answered before the stale check walks the
+# app: the walk holds the interpreter lock, and cost the first of them ~30 ms (measured). The
+# worker waits until the new version has computed nothing for two looks in a row (a released
+# request is on its way from its thread back to the event loop for a moment), at most this long.
+_SETTLE_LIMIT = 0.1
+_SETTLE_POLL = 0.001
 
 
 class Runtime(Protocol):
@@ -55,17 +61,38 @@ class Runtime(Protocol):
 
 
 class Attempt:
-    """One reload attempt, queued or running; anyone may wait for its outcome."""
+    """One reload attempt, queued or running; anyone may wait for its outcome, and a request held
+    back by it (``hold``) until the version it must be served by is serving."""
 
     def __init__(self, *, force: bool, sweep: bool) -> None:
         self.force = force
         self.sweep = sweep
+        self.requested = time.perf_counter()
         self.outcome: Outcome | None = None
+        self.waiting = 0  # requests in ``hold``
+        self._lock = threading.Lock()
+        self._released = threading.Event()
         self._done = threading.Event()
+
+    def release(self) -> None:
+        """The requests held back may go: the new version serves, or the old one serves on."""
+        self._released.set()
 
     def finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
+        self._released.set()
         self._done.set()
+
+    def hold(self, timeout: float) -> None:
+        """A request waits here until ``release`` (at most ``timeout``): the swap, not the checks
+        that follow it."""
+        with self._lock:
+            self.waiting += 1
+        try:
+            self._released.wait(timeout)
+        finally:
+            with self._lock:
+                self.waiting -= 1
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
         """The outcome, or ``None`` if ``timeout`` ran out first."""
@@ -219,7 +246,9 @@ class Pipeline:
         self._check_not_stuck()
         self._retirer.make_room()
         reloader = self.reloader
+        lap = Laps(started)
         plan = reloader.plan(force=attempt.force, sweep=attempt.sweep)
+        lap("plan")
         if plan is None:
             return Outcome(True, self.versions.current.number)
         self.history.restart_required = plan.restart_required
@@ -234,34 +263,43 @@ class Pipeline:
             load.restore()  # now, for the old version; and again by on_late if the thread ever ends
             self._stuck = exc
             raise
+        lap("build")
         number = self.versions.current.number + 1
         version = AppVersion(number, self.runtime.adapt(loaded.app), self._make_header(number))
         version.exit_callbacks = loaded.exit_callbacks
         try:
             self.runtime.start(version)
+            lap("start")
             if self.config.warmup:
                 self.runtime.warm_up(version, self.config.build_timeout)
+                lap("warm_up")
         except BaseException:
             loaded.rollback()
             with contextlib.suppress(Exception):
                 self.runtime.stop(version)  # if its lifespan had started
             raise
         reloader.commit(plan, loaded)
+        lap("commit")
         old = self.versions.current
         if self.config.watch and not self.config.overlap:
             self._drain(old)
+            lap("drain")
         record = ReloadRecord(
             modules=tuple(sorted(loaded.new_modules)),
             changed=tuple(sorted(plan.changed_modules)),
             duration_ms=(time.perf_counter() - started) * 1000,
             version=number,
+            phases={"queued": (started - attempt.requested) * 1000, **lap.ms},
         )
         # Recorded just before the swap: a client served by the new version finds it in the status.
         self.failing = None
         self.history.succeeded(record)
         self.versions.swap(version, loaded.old_modules, self.config.retire_timeout)
         self._open_gate(attempt)  # the new version serves: what follows holds no request back
+        _settle(attempt, version)
+        checking = time.perf_counter()
         stale = self._stale_report(record, loaded.app, plan.group, loaded.old_modules)
+        record.phases["stale_check"] = (time.perf_counter() - checking) * 1000
         if stale is not None:
             return Outcome(False, number, record.modules, record.duration_ms, stale, plan.restart_required)
         self.history.log_success(record)
@@ -296,6 +334,7 @@ class Pipeline:
         with self._condition:
             if self.gate is attempt:
                 self.gate = self._queued
+        attempt.release()
 
     def _check_not_stuck(self) -> None:
         if self._stuck is not None:
@@ -326,6 +365,16 @@ class Pipeline:
 
 class _Closed(Exception):
     pass
+
+
+def _settle(attempt: Attempt, version: AppVersion) -> None:
+    """Wait (at most ``_SETTLE_LIMIT``) until the requests ``attempt`` held back have been answered."""
+    deadline = time.monotonic() + _SETTLE_LIMIT
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        quiet = quiet + 1 if attempt.waiting == 0 and version.computing == 0 else 0
+        if quiet < 2:
+            time.sleep(_SETTLE_POLL)
 
 
 def _work(ref: weakref.ReferenceType[Pipeline]) -> None:

@@ -15,6 +15,7 @@ visits at most ``budget`` objects.
 from __future__ import annotations
 
 import gc
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from types import BuiltinFunctionType, CodeType, FrameType, FunctionType, MethodType, ModuleType
@@ -26,6 +27,12 @@ _ATOMS = frozenset(
     {str, bytes, int, float, complex, bool, type(None), CodeType, BuiltinFunctionType, ReferenceType, FrameType}
 )
 BUDGET = 200_000
+# The walk runs while the new version serves, and holds the interpreter lock: it lets go of it at
+# least this often, so that a request waits for it at most about this long (not the interpreter's
+# 5 ms switch interval, which cost the first request after a swap ~40 ms, measured).
+_YIELD_EVERY_S = 0.001
+_YIELD_CHECK = 64  # objects between two looks at the clock
+_YIELD_SLEEP_S = 0.0001
 
 
 def find_stale(
@@ -79,16 +86,27 @@ class _Search:
                 names[id(root)] = name
                 queue.append(root)
         old, old_namespaces = self._old, self._old_namespaces
+        clock, until_look, next_yield = time.perf_counter, _YIELD_CHECK, time.perf_counter() + _YIELD_EVERY_S
         while queue and len(seen) < budget:
+            until_look -= 1
+            if not until_look:
+                until_look = _YIELD_CHECK
+                if clock() > next_yield:
+                    time.sleep(_YIELD_SLEEP_S)  # a sleep, not sleep(0): that may take the lock straight back
+                    next_yield = clock() + _YIELD_EVERY_S
             current = queue.popleft()
+            parent = id(current)
             for child, key in self._children(current):
                 kind = type(child)
-                if kind in _ATOMS or id(child) in seen:
+                if kind in _ATOMS:
                     continue
-                seen[id(child)] = child
-                parents[id(child)] = (id(current), key)
-                if id(child) in old or (kind is FunctionType and id(_globals(child)) in old_namespaces):
-                    chain = _chain(seen, parents, names, id(child))
+                identity = id(child)
+                if identity in seen:
+                    continue
+                seen[identity] = child
+                parents[identity] = (parent, key)
+                if identity in old or (kind is FunctionType and id(_globals(child)) in old_namespaces):
+                    chain = _chain(seen, parents, names, identity)
                     if key is not _NO_KEY:  # reached by a name: say what it names
                         chain += f" -> {_describe(child)}"
                     return f"{chain} (replaced)"

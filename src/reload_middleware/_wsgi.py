@@ -54,7 +54,7 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
             return self._serve_live(environ, start_response, path == live.script_path)
         gate = pipeline.gate
         if gate is not None:
-            gate.wait(self._wait_limit)
+            gate.hold(self._wait_limit)
         if pipeline.failing is not None:
             answer = self._admin.while_failing(AdminRequest.from_environ(environ), pipeline.failing)
             if isinstance(answer, AdminResponse):
