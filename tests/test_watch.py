@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import os
 import sysconfig
+import time
 from pathlib import Path
 
+import pytest
 import watchfiles
 from harness import wait_until
 
+from reload_middleware._inotify import available as inotify_available
 from reload_middleware._watch import ChangeDetector, SourceFilter, Watcher
 
 
@@ -156,3 +159,64 @@ def test_a_project_root_leaves_out_hidden_directories_virtualenvs_and_node_modul
     assert not covers(str(tmp_path / ".git" / "hooks" / "x.py"))
     assert not covers(str(tmp_path / ".cache" / "x.py"))
     assert not covers(str(tmp_path / "frontend" / "node_modules" / "x.py"))
+
+
+def _switches(thread_id: int | None) -> int:
+    """How many times the kernel has put this thread to sleep and woken it so far."""
+    with open(f"/proc/self/task/{thread_id}/status") as status:
+        return sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+
+
+@pytest.mark.skipif(not inotify_available(), reason="inotify is Linux's; elsewhere watchfiles watches")
+def test_an_idle_watcher_sleeps_until_an_event_or_stop_wakes_it(tmp_path: Path) -> None:
+    seen: list[set[str] | None] = []
+    watcher = Watcher([tmp_path], lambda change, path: path.endswith(".py"), seen.append)
+    watcher.start()
+    try:
+        wait_until(lambda: watcher.running)
+        assert watcher.backend == "inotify"
+        thread = watcher._thread.native_id
+        before = _switches(thread)
+        time.sleep(1)  # idle: watchfiles' loop would wake 200 times meanwhile (every 5 ms step)
+        assert _switches(thread) - before <= 1
+        (tmp_path / "a.py").write_text("A = 1\n")
+        wait_until(lambda: {str(tmp_path / "a.py")} in seen)
+    finally:
+        watcher.stop()
+    assert not watcher._thread.is_alive()
+
+
+@pytest.mark.skipif(not inotify_available(), reason="inotify is Linux's; elsewhere watchfiles watches")
+def test_directories_made_after_the_start_are_watched_and_their_files_reported(tmp_path: Path) -> None:
+    seen: list[set[str] | None] = []
+    watcher = Watcher(
+        [tmp_path],
+        lambda change, path: path.endswith(".py"),
+        seen.append,
+        skip_directory=SourceFilter([tmp_path], []).skips_directory,
+    )
+    watcher.start()
+    try:
+        wait_until(lambda: watcher.running)
+        # A package moved in whole, with a module already in it (its creation made no event).
+        staged = tmp_path.parent / f"{tmp_path.name}-staged"
+        (staged / "sub").mkdir(parents=True)
+        (staged / "sub" / "views.py").write_text("A = 1\n")
+        staged.rename(tmp_path / "package")
+        wait_until(lambda: any(paths and str(tmp_path / "package" / "sub" / "views.py") in paths for paths in seen))
+        (tmp_path / "package" / "sub" / "views.py").write_text("A = 2\n")  # and watched from then on
+        wait_until(
+            lambda: sum(1 for paths in seen if paths and str(tmp_path / "package" / "sub" / "views.py") in paths) == 2
+        )
+        # Hidden directories and caches are left out.
+        (tmp_path / ".git").mkdir()
+        (tmp_path / "__pycache__").mkdir()
+        (tmp_path / ".git" / "x.py").write_text("")
+        (tmp_path / "__pycache__" / "y.py").write_text("")
+        (tmp_path / "z.py").write_text("")
+        wait_until(lambda: any(paths and str(tmp_path / "z.py") in paths for paths in seen))
+        reported = set().union(*(paths for paths in seen if paths))
+        assert str(tmp_path / ".git" / "x.py") not in reported
+        assert str(tmp_path / "__pycache__" / "y.py") not in reported
+    finally:
+        watcher.stop()

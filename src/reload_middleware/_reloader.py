@@ -116,10 +116,13 @@ class Reloader:
             if self.detector.dirty:
                 on_change()
 
+        def skip(path: str) -> bool:
+            return self.filter.skips_directory(path)
+
         observed = self.dirs.watch(self.graph.paths()) if watching else ()
         directories = (*observed, self.trigger.directory)
         # Only the trigger to listen for (manual mode): no hurry, wake less often.
-        return Watcher(directories, accept, notice, step_ms=5 if watching else 50)
+        return Watcher(directories, accept, notice, step_ms=5 if watching else 50, skip_directory=skip)
 
     def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:
         """What to reload now, or ``None`` when nothing changed.
