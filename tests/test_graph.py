@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 from harness import AppTree
 
@@ -102,3 +103,35 @@ def test_protected_and_opted_out_modules_are_marked(imported_tree: AppTree) -> N
     reloadable = {name: tracked.reloadable for name, tracked in graph.modules.items()}
     p = tree.name
     assert reloadable == {p: True, f"{p}.wrapper": False, f"{p}.pinned": False, f"{p}.plain": True}
+
+
+def test_a_refresh_catches_up_with_modules_imported_replaced_or_removed_since_the_last(
+    imported_tree: AppTree,
+) -> None:
+    tree = imported_tree
+    tree.write("__init__.py", "")
+    tree.write("leaf.py", "X = 1\n")
+    tree.write("mid.py", "X = 0\n")
+    importlib.import_module(f"{tree.name}.mid")
+    graph = _graph(tree)
+    p = tree.name
+    assert graph.affected({f"{p}.mid"}) == {f"{p}.mid"}
+    assert graph.refresh() == []  # nothing new: nothing looked at again
+
+    importlib.import_module(f"{tree.name}.leaf")  # imported lazily, after the first look
+    tree.write("late.py", "from PKG.leaf import X\n")
+    importlib.import_module(f"{tree.name}.late")
+    assert {tracked.name for tracked in graph.refresh()} == {f"{p}.leaf", f"{p}.late"}
+    assert graph.affected({f"{p}.leaf"}) == {f"{p}.leaf", f"{p}.late"}
+
+    tree.write("mid.py", "from PKG.leaf import X\n")  # a new module object under the same name
+    del sys.modules[f"{p}.mid"]
+    importlib.invalidate_caches()
+    importlib.import_module(f"{tree.name}.mid")
+    assert [tracked.name for tracked in graph.refresh()] == [f"{p}.mid"]
+    assert graph.affected({f"{p}.leaf"}) == {f"{p}.leaf", f"{p}.late", f"{p}.mid"}
+
+    del sys.modules[f"{p}.late"]  # gone: no longer tracked, nor anyone's importer
+    graph.refresh()
+    assert f"{p}.late" not in graph.modules
+    assert graph.affected({f"{p}.leaf"}) == {f"{p}.leaf", f"{p}.mid"}

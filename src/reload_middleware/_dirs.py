@@ -77,8 +77,10 @@ class WatchedDirs:
         return self.observing
 
     def notice_imports(self, module_paths: Iterable[str]) -> None:
-        """After a reload: a package the app newly imports is to be watched too."""
-        if self.observed(module_paths) != self.observing:
+        """Modules newly imported (by a reload, or lazily): one outside the watched directories (a
+        package the app did not import before) is to be watched too."""
+        observing = tuple(f"{directory}{os.sep}" for directory in self.observing)
+        if any(not path.startswith(observing) for path in module_paths):
             self.moved = True
 
 

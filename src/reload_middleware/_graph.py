@@ -78,7 +78,13 @@ def _is_code(path: str) -> bool:
 
 
 class ModuleGraph:
-    """The tracked modules of this process, and their import edges."""
+    """The tracked modules of this process, and their import edges.
+
+    Kept up to date incrementally: ``refresh()`` looks only at what ``sys.modules`` gained, lost or
+    replaced since the last look (a set difference of names, and an identity check per tracked
+    module), and reads a module's edges once per module object. A reload's planning then costs
+    what its group costs, not what the app or its libraries weigh.
+    """
 
     def __init__(self, covers: Callable[[str], bool], protected: Callable[[str], bool]) -> None:
         self._covers = covers
@@ -89,36 +95,100 @@ class ModuleGraph:
         self._scan_cache: dict[str, tuple[int, set[str]]] = {}
         # Imports seen as they happened (importer -> imported), by name too (a plugin loader).
         self._observed: dict[str, set[str]] = {}
-        # Who imports whom, built once per refresh (a plan asks for each changed module's group).
-        self._importers_cache: dict[str, set[str]] | None = None
+        # What each tracked module imports, read from the module object ``_objects`` names, and
+        # who imports whom (tracked or not: a name may be tracked later), kept in step with it.
+        self._edges: dict[str, set[str]] = {}
+        self._objects: dict[str, int] = {}
+        self._importers: dict[str, set[str]] = {}
+        self._seen: set[str] = set()  # every name of sys.modules at the last look, tracked or not
         # Files (not modules) read while modules executed, and by which: a config, a data file.
         self._readers: dict[str, set[str]] = {}
         self._resolved: dict[str, str | None] = {}
 
-    def refresh(self) -> None:
-        """Re-read ``sys.modules``: called at start and after every reload, never per request."""
-        self._importers_cache = None
-        modules: dict[str, TrackedModule] = {}
-        for name, module in list(sys.modules.items()):
-            path = self._watched_path(getattr(module, "__file__", None))
-            if path is None or name == "__main__" or not isinstance(module, ModuleType):
+    def refresh(self) -> list[TrackedModule]:
+        """Catch up with ``sys.modules`` (at start, after every reload, before every plan; never
+        per request). Returns the tracked modules that are new since the last look, or new objects."""
+        modules = sys.modules
+        # One snapshot (built in one C call, so no other thread's import lands halfway through):
+        # a name added after it is new at the next look, never lost between two.
+        names = set(modules)
+        for name in self._seen - names:
+            self._forget(name)
+        candidates = names - self._seen
+        candidates.update(name for name, ident in self._objects.items() if id(modules.get(name)) != ident)
+        self._seen = names
+        fresh: list[TrackedModule] = []
+        for name in candidates:
+            module = modules.get(name)
+            tracked = self._track(name, module)
+            if tracked is None:
+                self._forget(name)
                 continue
-            is_extension = path.endswith(EXTENSION_SUFFIXES)
-            if not is_extension and not path.endswith(SOURCE_SUFFIXES):
-                continue
-            modules[name] = TrackedModule(
-                name=name,
-                path=path,
-                is_package=hasattr(module, "__path__"),
-                is_extension=is_extension,
-                reloadable=not is_extension
-                and not self._protected(name)
-                and getattr(module, "__reloadable__", True) is not False,
-            )
-        self.modules = modules
-        self._by_path = {}
-        for tracked in modules.values():
-            self._by_path.setdefault(tracked.path, []).append(tracked.name)
+            fresh.append(tracked)
+        for tracked in fresh:  # their edges, once all of them are known
+            self._read_edges(tracked.name)
+        return fresh
+
+    def _track(self, name: str, module: object) -> TrackedModule | None:
+        if not isinstance(module, ModuleType) or name == "__main__":
+            return None
+        path = self._watched_path(getattr(module, "__file__", None))
+        if path is None:
+            return None
+        is_extension = path.endswith(EXTENSION_SUFFIXES)
+        if not is_extension and not path.endswith(SOURCE_SUFFIXES):
+            return None
+        old = self.modules.get(name)
+        if old is not None and old.path != path:
+            self._drop_path(old)
+        tracked = self.modules[name] = TrackedModule(
+            name=name,
+            path=path,
+            is_package=hasattr(module, "__path__"),
+            is_extension=is_extension,
+            reloadable=not is_extension
+            and not self._protected(name)
+            and getattr(module, "__reloadable__", True) is not False,
+        )
+        # A module another thread is still executing has not bound all its globals yet: its
+        # edges are read again at the next look, until it is complete.
+        initializing = getattr(getattr(module, "__spec__", None), "_initializing", False)
+        self._objects[name] = 0 if initializing else id(module)
+        names = self._by_path.setdefault(path, [])
+        if name not in names:
+            names.append(name)
+        return tracked
+
+    def _forget(self, name: str) -> None:
+        """``name`` left ``sys.modules`` (or is no module of ours any more)."""
+        tracked = self.modules.pop(name, None)
+        self._objects.pop(name, None)
+        if tracked is not None:
+            self._drop_path(tracked)
+        self._set_edges(name, set())
+
+    def _drop_path(self, tracked: TrackedModule) -> None:
+        names = self._by_path.get(tracked.path, [])
+        if tracked.name in names:
+            names.remove(tracked.name)
+        if not names:
+            self._by_path.pop(tracked.path, None)
+
+    def _read_edges(self, name: str) -> None:
+        self._set_edges(name, self._imports_of(name))
+
+    def _set_edges(self, importer: str, imported: set[str]) -> None:
+        for target in self._edges.get(importer, set()) - imported:
+            importers = self._importers.get(target)
+            if importers is not None:
+                importers.discard(importer)
+        for target in imported:
+            if target != importer:
+                self._importers.setdefault(target, set()).add(importer)
+        if imported:
+            self._edges[importer] = imported
+        else:
+            self._edges.pop(importer, None)
 
     def _watched_path(self, raw: object) -> str | None:
         """The resolved path of a module file if it is watched. Resolving costs a few ``lstat``
@@ -151,13 +221,20 @@ class ModuleGraph:
         return moved
 
     def forget_paths(self) -> None:
-        """The watched directories changed: every cached resolution is to be made again."""
+        """The watched directories changed: every cached resolution is to be made again, and every
+        module looked at again by the next ``refresh()``."""
         self._resolved.clear()
         _REALPATHS.clear()
+        self._seen.clear()
+        self._objects.clear()
 
     def paths(self) -> list[str]:
         """Every watched file the app depends on: module files, and files modules read."""
         return [*self._by_path, *self._readers]
+
+    def dependency_paths(self) -> list[str]:
+        """The files (not modules) that modules read as they executed."""
+        return list(self._readers)
 
     def modules_at(self, paths: Iterable[str]) -> set[str]:
         """The modules loaded from ``paths``, and those that read one of them as they executed."""
@@ -186,35 +263,27 @@ class ModuleGraph:
     def affected(self, changed: Iterable[str]) -> set[str]:
         """The changed modules, every tracked module that imports one of them (transitively), and
         the submodules of every package in the group, since a fresh package has none of them."""
-        importers = self._importers()
         group: set[str] = set()
         todo = [name for name in changed if name in self.modules]
         while todo:
             name = todo.pop()
-            if name in group:
+            if name in group or name not in self.modules:
                 continue
             group.add(name)
-            todo.extend(importers.get(name, ()))
+            todo.extend(self._importers.get(name, ()))
             if self.modules[name].is_package:
                 prefix = name + "."
                 todo.extend(other for other in self.modules if other.startswith(prefix))
         return group
 
-    def _importers(self) -> dict[str, set[str]]:
-        if self._importers_cache is None:
-            importers: dict[str, set[str]] = {}
-            for name in self.modules:
-                for target in self._imports_of(name):
-                    if target != name and target in self.modules:
-                        importers.setdefault(target, set()).add(name)
-            self._importers_cache = importers
-        return self._importers_cache
-
     def observe(self, imports: Iterable[tuple[str, str]]) -> None:
         """Imports seen while modules ran: each importer is re-executed with what it imported."""
         for importer, imported in imports:
             self._observed.setdefault(importer, set()).add(imported)
-        self._importers_cache = None
+            if importer in self._edges or importer in self.modules:
+                self._edges.setdefault(importer, set()).add(imported)
+                if imported != importer:
+                    self._importers.setdefault(imported, set()).add(importer)
 
     def _imports_of(self, name: str) -> set[str]:
         tracked = self.modules[name]

@@ -195,9 +195,9 @@ class Reloader:
         return changed
 
     def _refresh(self) -> None:
-        """Re-read ``sys.modules`` and remember the files of every module found there."""
-        self._refresh_graph_only()
-        self.detector.track(self.graph.paths())
+        """Catch up with ``sys.modules`` and remember the files of the modules new there."""
+        fresh = self._refresh_graph_only()
+        self.detector.track([*fresh, *self.graph.dependency_paths()])
 
     def _discover_modules(self) -> None:
         """Modules imported since the last look (lazily, by a request): start tracking them.
@@ -208,8 +208,7 @@ class Reloader:
         file is the one that was imported.
         """
         since = self._refreshed_ns - _CLOCK_MARGIN_NS
-        self._refresh_graph_only()
-        for path in self.graph.paths():
+        for path in self._refresh_graph_only():
             if self.detector.knows(path):
                 continue
             print_ = fingerprint(path)
@@ -218,9 +217,13 @@ class Reloader:
             else:
                 self.detector.track([path])
 
-    def _refresh_graph_only(self) -> None:
+    def _refresh_graph_only(self) -> list[str]:
+        """The files of the modules new in the graph."""
         self._refreshed_ns = time.time_ns()
-        self.graph.refresh()
+        fresh = self.graph.refresh()
+        if fresh and self.config.watch:
+            self.dirs.notice_imports(tracked.path for tracked in fresh)
+        return [tracked.path for tracked in fresh]
 
     def begin(self, plan: Plan) -> GroupLoad:
         """The load of the plan's group, ready to ``build`` (in whichever thread runs it)."""
@@ -249,13 +252,12 @@ class Reloader:
 
     def commit(self, plan: Plan, loaded: LoadedGroup) -> None:
         """The new version serves: remember what it was built from."""
+        adapters.committed()
         self.detector.commit(plan.changes)
         self.graph.observe(loaded.imports)
         self.graph.observe_reads(loaded.reads, executed=plan.group)
         self._refresh()
         self.app = loaded.app
-        if self.config.watch:
-            self.dirs.notice_imports(self.graph.paths())
 
     def abort(self) -> None:
         """The attempt failed: its changes are pending again, for the next attempt."""

@@ -13,7 +13,9 @@ names modules to re-execute with any group (Django's root URLconf, built from ev
 ``imported_at_start(group)`` names members the framework imported at its start, which nothing
 imports again by itself (Django's ``models`` and ``admin`` modules): they are imported right after
 the app; ``restart_reasons(changed)`` names changed modules the framework read once at its start
-(Django's settings), which only a restart applies.
+(Django's settings), which only a restart applies; ``committed()`` empties, once the new modules
+are in ``sys.modules``, the caches a request of the old version may have filled during the build
+(Django's URL resolvers).
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def imported_at_start(group: Set[str]) -> set[str]:
     """Members of ``group`` a framework imported at its start, to import again after the app."""
     found = (adapter.imported_at_start(group) for adapter in _active() if hasattr(adapter, "imported_at_start"))
     return {name for names in found for name in names}
+
+
+def committed() -> None:
+    """The new version's modules are in ``sys.modules``: caches filled meanwhile start afresh."""
+    for adapter in _active():
+        if hasattr(adapter, "committed"):
+            adapter.committed()
 
 
 def release(modules: Mapping[str, ModuleType]) -> Undo:

@@ -60,6 +60,15 @@ def imported_at_start(group: Set[str]) -> set[str]:
     return {name for name in names if name in group}
 
 
+def committed() -> None:
+    # A request of the old version that resolved its URL during the build cached a resolver of
+    # the old (or a half-built) URLconf: the new version's requests must build their own.
+    if _ready() is not None:
+        from django.urls import clear_url_caches
+
+        clear_url_caches()
+
+
 def release(modules: Mapping[str, ModuleType]) -> Callable[[], None]:
     apps = _ready()
     if apps is None:
