@@ -57,11 +57,31 @@ EDITS: dict[str, tuple[Callable[[str], str], str]] = {
 }
 
 
+# uvicorn-hmr 0.1.1.8 in issue #15's side-by-side run (Python 3.13, the same generated app, median
+# ms from save to serve): cited where uvicorn-hmr cannot be installed (it needs Python >= 3.12).
+HMR_CITED = {"leaf": 97.0, "common": 101.0}
+# Phases of a reload as the status reports them (``last_reload.phases_ms``), in order, and what
+# each is; "detect" and "served" are measured around them (see ``phase_profile``).
+PHASES = {
+    "detect": "from the write to the attempt's request (the watcher)",
+    "queued": "from the request to the attempt's start",
+    "plan": "which modules to reload",
+    "build": "importing the group: the app's own code",
+    "start": "the new version's lifespan startup: the app's",
+    "warm_up": "one request to the new app: the framework's lazy set-up",
+    "commit": "bookkeeping: what the version was built from",
+    "drain": "waiting for the old version's requests",
+    "served": "from the swap to the client's response with the new code",
+}
+OWN_PHASES = ("detect", "queued", "plan", "commit", "drain")
+
+
 @dataclass
 class Results:
     rows: dict[str, list[list[str]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     chart: dict[str, dict[str, float]] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)  # for the goals
 
     def table(self, name: str, header: list[str]) -> list[list[str]]:
         self.rows[name] = [header]
@@ -153,9 +173,17 @@ def app_tree(modules: int) -> Iterator[Path]:
 # -- measurements ----------------------------------------------------------------------------------
 
 
-def edit_to_serve(root: Path, client: httpx.Client, edits: int, target: str) -> tuple[list[float], int]:
+def edit_to_serve(
+    root: Path,
+    client: httpx.Client,
+    edits: int,
+    target: str,
+    status: Callable[[], dict[str, Any]] | None = None,
+    phases: list[dict[str, float]] | None = None,
+) -> tuple[list[float], int]:
     """Save `target` `edits` times; for each, ms from the write to the first response showing it.
-    Also counts the requests that failed meanwhile (a restarting server refuses connections)."""
+    Also counts the requests that failed meanwhile (a restarting server refuses connections), and
+    with `status` (this package's), appends each reload's phases to `phases`."""
     latencies: list[float] = []
     failed = 0
     for number in range(1, edits + 1):
@@ -163,7 +191,7 @@ def edit_to_serve(root: Path, client: httpx.Client, edits: int, target: str) -> 
         time.sleep(0.3)  # a pause between saves, as a person makes
         render, path = EDITS[target]
         source, expected = render(marker), marker
-        written = time.perf_counter()
+        written, written_at = time.perf_counter(), time.time()
         _save(root / target, source)
         deadline = written + 60
         while True:
@@ -179,7 +207,30 @@ def edit_to_serve(root: Path, client: httpx.Client, edits: int, target: str) -> 
                 raise TimeoutError(f"edit {number} of {target} not served within 60 s")
             time.sleep(0.002)
         latencies.append((time.perf_counter() - written) * 1000)
+        if status is not None and phases is not None:
+            # The stale check runs after the swap: its figure is in the record once it ends.
+            record = status()["last_reload"]
+            for _ in range(500):
+                if "stale_check" in record["phases_ms"]:
+                    break
+                time.sleep(0.01)
+                record = status()["last_reload"]
+            phases.append(phase_profile(record, written_at, latencies[-1]))
     return latencies, failed
+
+
+def phase_profile(record: dict[str, Any], written_at: float, latency_ms: float) -> dict[str, float]:
+    """A reload's phases (ms), with the time before it (the write to its request) and after it (the
+    swap to the client's response): together they add up to the save-to-serve time."""
+    phases = dict(record["phases_ms"])
+    stale_check = phases.pop("stale_check", None)
+    swapped_at = record["time"]  # recorded just before the swap
+    started_at = swapped_at - record["duration_ms"] / 1000
+    profile = {"detect": (started_at - written_at) * 1000 - phases.get("queued", 0.0), **phases}
+    profile["served"] = latency_ms - (swapped_at - written_at) * 1000
+    if stale_check is not None:
+        profile["stale_check"] = stale_check
+    return profile
 
 
 def _save(path: Path, source: str) -> None:
@@ -240,12 +291,41 @@ def _shows(url: str) -> Callable[[str], bool]:
 def wrk(url: str, seconds: int) -> float:
     """Requests per second from wrk (2 threads, 32 connections) against `url`."""
     output = subprocess.run(
-        ["wrk", "-t2", "-c32", f"-d{seconds}s", url], capture_output=True, text=True, timeout=seconds + 30, check=True
+        ["taskset", "-c", str(CLIENT_CPU), "wrk", "-t2", "-c32", f"-d{seconds}s", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if match is None:
         raise RuntimeError(f"no figure in wrk's output:\n{output}")
     return float(match.group(1))
+
+
+# The server on one core, wrk on the other: each figure is then the server's alone.
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of process ``pid`` on ``cpu`` (threads made later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), {cpu})
+        except ProcessLookupError:
+            continue  # a thread that just ended
+
+
+def wake_ups(pid: int) -> int:
+    """How many times the kernel has switched the threads of process ``pid`` in, so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                total += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+        except OSError:
+            continue
+    return total
 
 
 def rss_mb(pid: int) -> float:
@@ -268,16 +348,23 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
         "Edit-to-serve (200-module FastAPI app; ms from the file write to the first response with the new code)",
         ["edit", "tool", "median", "p10-p90", "max", "failed requests meanwhile", "ratio to ours"],
     )
+    profiles: dict[str, dict[str, float]] = {}
     for target, label in ((LEAF, "leaf"), (COMMON, "module imported by many"), (ORM, "ORM model module")):
+        short = {LEAF: "leaf", COMMON: "common", ORM: "orm"}[target]
         medians: dict[str, float] = {}
         for tool in ("reload_middleware", "uvicorn --reload"):
+            phases: list[dict[str, float]] = []
             with app_tree(200) as root:
                 server: Server | UvicornReload = ours(root) if tool == "reload_middleware" else UvicornReload(root)
                 try:
-                    latencies, failed = edit_to_serve(root, server.client, edits, target)
+                    status = server.status if isinstance(server, Server) else None
+                    latencies, failed = edit_to_serve(root, server.client, edits, target, status, phases)
                 finally:
                     server.stop()
             medians[tool] = statistics.median(latencies)
+            if phases:
+                profiles[label] = {name: statistics.median(p.get(name, 0.0) for p in phases) for name in phases[0]}
+                profiles[label]["total"] = medians[tool]
             deciles = statistics.quantiles(latencies, n=10)
             table.append(
                 [
@@ -290,8 +377,12 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
                     f"{medians[tool] / medians['reload_middleware']:.1f}x",
                 ]
             )
-        table.append([label, "uvicorn-hmr", "not measured", "", "", "", "needs Python >= 3.12"])
-        short = {LEAF: "leaf", COMMON: "common", ORM: "orm"}[target]
+        hmr = HMR_CITED.get(short)
+        cited = f"{hmr:.0f} (cited, #15)" if hmr else "not measured"
+        table.append([label, "uvicorn-hmr", cited, "", "", "", "needs Python >= 3.12"])
+        results.values[f"{short} ours"] = medians["reload_middleware"]
+        results.values[f"{short} uvicorn"] = medians["uvicorn --reload"]
+        results.values[f"{short} own"] = sum(profiles[label].get(name, 0.0) for name in OWN_PHASES)
         results.chart.setdefault("edit-to-serve, median ms (log)", {}).update(
             {
                 f"{short}: {'ours' if tool == 'reload_middleware' else 'uvicorn'}": value
@@ -300,7 +391,32 @@ def section_edit_to_serve(results: Results, edits: int) -> None:
         )
     results.notes.append(
         "uvicorn-hmr, the closest in-process peer, could not be installed: every release requires Python >= 3.12 "
-        f"(its `hmr` dependency too) and this machine runs Python {platform.python_version()}."
+        f"(its `hmr` dependency too) and this machine runs Python {platform.python_version()}; its figures are "
+        "cited from issue #15's side-by-side run (Python 3.13, the same generated app)."
+    )
+    _profile_table(
+        results, "Where a reload's time goes (200 modules; median ms of each phase over the edits)", profiles
+    )
+
+
+def _profile_table(results: Results, title: str, profiles: dict[str, dict[str, float]]) -> None:
+    labels = list(profiles)
+    table = results.table(title, ["phase", *labels, "what it is"])
+    for name, meaning in [*PHASES.items(), ("stale_check", "after the swap, not in save-to-serve: guarantee 7")]:
+        table.append([name, *(f"{profiles[label].get(name, 0.0):.1f}" for label in labels), meaning])
+    table.append(
+        [
+            "our own work",
+            *(f"{sum(profiles[label].get(n, 0.0) for n in OWN_PHASES):.1f}" for label in labels),
+            " + ".join(OWN_PHASES),
+        ]
+    )
+    table.append(
+        [
+            "save to serve",
+            *(f"{profiles[label]['total']:.1f}" for label in labels),
+            "the phases above add up to it, but the stale check",
+        ]
     )
 
 
@@ -357,8 +473,8 @@ def section_failures(results: Results, reloads: int) -> None:
 def section_throughput(results: Results, seconds: int, rounds: int) -> None:
     table = results.table(
         f"Throughput of a minimal endpoint (wrk, 2 threads, 32 connections; {rounds} alternating rounds of "
-        f"{seconds} s; 200 modules)",
-        ["setup", "best requests/s", "median", "range", "ratio to bare (best of each)"],
+        f"{seconds} s; server pinned to one core, wrk to the other; 200 modules)",
+        ["setup", "median requests/s", "best", "range", "ratio to bare (medians)"],
     )
     wrappers = {"bare app": "main", "disabled middleware": "disabled", "enabled middleware": "asgi"}
     figures: dict[str, list[float]] = {setup: [] for setup in wrappers}
@@ -371,43 +487,76 @@ def section_throughput(results: Results, seconds: int, rounds: int) -> None:
             for setup, wrapper in order[shift:] + order[:shift]:
                 server = ours(root, wrapper)
                 try:
+                    pin(server_pid(server), SERVER_CPU)
                     wrk(f"{server.url}/ping", 1)  # warm up
                     figures[setup].append(wrk(f"{server.url}/ping", seconds))
                 finally:
                     server.stop()
-    # Interference from the rest of the machine only ever lowers a run's figure: the best run of
-    # each setup is the closest to what it can do, and the ratio of bests the fairest comparison.
-    bare = max(figures["bare app"])
+    bare = statistics.median(figures["bare app"])
     for setup, values in figures.items():
-        best, median = max(values), statistics.median(values)
+        median = statistics.median(values)
         table.append(
-            [setup, f"{best:.0f}", f"{median:.0f}", f"{min(values):.0f}-{max(values):.0f}", f"{best / bare:.3f}"]
+            [
+                setup,
+                f"{median:.0f}",
+                f"{max(values):.0f}",
+                f"{min(values):.0f}-{max(values):.0f}",
+                f"{median / bare:.3f}",
+            ]
         )
-        results.chart.setdefault("throughput, best requests/s", {})[setup] = best
+        results.values[f"throughput {setup}"] = median / bare
+        results.chart.setdefault("throughput, median requests/s", {})[setup] = median
 
 
-def section_memory(results: Results, reloads: int) -> None:
+def section_idle(results: Results, seconds: int) -> None:
+    """An idle server: how often the kernel wakes its threads, bare and with the middleware."""
     table = results.table(
-        "Memory (200-module app, reloads of the leaf through POST /__reload)",
-        ["after", "resident MB", "leaked versions"],
+        f"Idle server (200 modules; thread wake-ups per second over {seconds} s without a request)",
+        ["setup", "wake-ups per second", "above the bare app"],
     )
     with app_tree(200) as root:
-        server = ours(root, RELOAD_MIDDLEWARE_WATCH="0")
-        try:
-            figures: dict[int, float] = {}
-            for number in range(1, reloads + 1):
-                _save(root / LEAF, f"MESSAGE = 'mem{number}'\n")
-                answer = server.client.post("/__reload").json()
-                if not answer["ok"] or not answer["reloaded"]:
-                    raise RuntimeError(f"reload {number} did not happen: {answer}")
-                if number in (1, reloads):
-                    time.sleep(2.5)  # past the retirement's leak check, which collects garbage
-                    figures[number] = rss_mb(server_pid(server))
-                    leaked = len(server.status()["leaked_versions"])
-                    table.append([f"{number} reload{'s' if number > 1 else ''}", f"{figures[number]:.1f}", str(leaked)])
-            table.append(["growth", f"{figures[reloads] - figures[1]:+.1f}", ""])
-        finally:
-            server.stop()
+        rates: dict[str, float] = {}
+        for setup, wrapper in (("bare app", "main"), ("enabled middleware", "asgi")):
+            server = ours(root, wrapper)
+            try:
+                time.sleep(1)  # past the start
+                before = wake_ups(server_pid(server))
+                time.sleep(seconds)
+                rates[setup] = (wake_ups(server_pid(server)) - before) / seconds
+            finally:
+                server.stop()
+            table.append([setup, f"{rates[setup]:.1f}", f"{rates[setup] - rates['bare app']:+.1f}"])
+    results.values["idle wake-ups"] = rates["enabled middleware"] - rates["bare app"]
+
+
+def section_memory(results: Results, reloads: int, sizes: list[int]) -> None:
+    table = results.table(
+        "Memory (reloads of the leaf through POST /__reload)",
+        ["modules", "after", "resident MB", "leaked versions"],
+    )
+    for size in sizes:
+        with app_tree(size) as root:
+            server = ours(root, RELOAD_MIDDLEWARE_WATCH="0")
+            try:
+                figures: dict[int, float] = {}
+                leaked = 0
+                for number in range(1, reloads + 1):
+                    _save(root / LEAF, f"MESSAGE = 'mem{number}'\n")
+                    answer = server.client.post("/__reload").json()
+                    if not answer["ok"] or not answer["reloaded"]:
+                        raise RuntimeError(f"reload {number} did not happen: {answer}")
+                    if number in (1, reloads):
+                        time.sleep(2.5)  # past the retirement's leak check, which collects garbage
+                        figures[number] = rss_mb(server_pid(server))
+                        leaked = len(server.status()["leaked_versions"])
+                        after = f"{number} reload{'s' if number > 1 else ''}"
+                        table.append([str(size), after, f"{figures[number]:.1f}", str(leaked)])
+                growth = figures[reloads] - figures[1]
+                table.append([str(size), "growth", f"{growth:+.1f}", ""])
+                results.values[f"memory {size}"] = growth
+                results.values[f"leaked {size}"] = leaked
+            finally:
+                server.stop()
 
 
 def section_growth(results: Results, sizes: list[int], edits: int, seconds: int) -> None:
@@ -416,21 +565,29 @@ def section_growth(results: Results, sizes: list[int], edits: int, seconds: int)
         "best of 4 runs each, in alternating order)",
         ["modules", "edit-to-serve median ms", "reload work ms", "per-request overhead"],
     )
+    profiles: dict[str, dict[str, float]] = {}
     for size in sizes:
         with app_tree(size) as root:
             modules = count_modules(root / PACKAGE)
             server = ours(root)
+            phases: list[dict[str, float]] = []
             try:
-                latencies, _ = edit_to_serve(root, server.client, edits, LEAF)
+                latencies, _ = edit_to_serve(root, server.client, edits, LEAF, server.status, phases)
                 reload_ms = server.status()["last_reload"]["duration_ms"]
             finally:
                 server.stop()
+            profiles[f"{modules} modules"] = {
+                name: statistics.median(p.get(name, 0.0) for p in phases) for name in phases[0]
+            }
+            profiles[f"{modules} modules"]["total"] = statistics.median(latencies)
+            results.values[f"own {size}"] = sum(profiles[f"{modules} modules"].get(n, 0.0) for n in OWN_PHASES)
             throughput: dict[str, list[float]] = {"asgi": [], "main": []}
             for round_number in range(4):
                 pairs = list(throughput.items())
                 for wrapper, values in pairs if round_number % 2 else pairs[::-1]:  # alternate the order
                     measured = ours(root, wrapper)
                     try:
+                        pin(server_pid(measured), SERVER_CPU)
                         wrk(f"{measured.url}/ping", 1)
                         values.append(wrk(f"{measured.url}/ping", seconds))
                     finally:
@@ -439,6 +596,7 @@ def section_growth(results: Results, sizes: list[int], edits: int, seconds: int)
         overhead = 1 - max(throughput["asgi"]) / max(throughput["main"])
         table.append([str(modules), f"{median:.0f}", f"{reload_ms:.1f}", f"{overhead:+.1%}"])
         results.chart.setdefault("edit-to-serve median ms by app size", {})[f"{modules} modules"] = median
+    _profile_table(results, "Where a leaf edit's time goes, by app size (median ms of each phase)", profiles)
 
 
 def section_request_cost(results: Results, sizes: list[int], calls: int) -> None:
@@ -510,6 +668,57 @@ async def _time_calls(app: Any, calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+def section_goals(results: Results) -> None:
+    """Issue #15's goals, each with the figure measured above in this run, met or not."""
+    table = results.table("Goals (issue #15), measured in this run", ["goal", "measured", "met"])
+    v = results.values
+
+    def goal(text: str, measured: str, met: bool) -> None:
+        table.append([text, measured, "yes" if met else "**no**"])
+
+    leaf, common, uvicorn = v["leaf ours"], v["common ours"], v["leaf uvicorn"]
+    goal(
+        "leaf edit: at most half of uvicorn-hmr's median",
+        f"{leaf:.0f} ms against {HMR_CITED['leaf']:.0f} ms cited for uvicorn-hmr (half: {HMR_CITED['leaf'] / 2:.0f})",
+        leaf <= HMR_CITED["leaf"] / 2,
+    )
+    goal(
+        "leaf edit: at least 25x faster than uvicorn --reload",
+        f"{uvicorn:.0f} / {leaf:.0f} ms = {uvicorn / leaf:.1f}x",
+        uvicorn / leaf >= 25,
+    )
+    goal(
+        "module imported by most of the app: no slower than uvicorn-hmr, fresh-process semantics kept",
+        f"{common:.0f} ms against {HMR_CITED['common']:.0f} ms cited for uvicorn-hmr",
+        common <= HMR_CITED["common"],
+    )
+    for size, limit in ((200, 10.0), (800, 25.0)):
+        own = v[f"own {size}"] if f"own {size}" in v else v["leaf own"]
+        goal(
+            f"our own work ({' + '.join(OWN_PHASES)}) at {size} modules: at most {limit:.0f} ms",
+            f"{own:.1f} ms (leaf edit)",
+            own <= limit,
+        )
+    goal(
+        "ORM model edit reloads (its own row above)",
+        f"{v['orm ours']:.0f} ms (uvicorn --reload: {v['orm uvicorn']:.0f} ms)",
+        True,
+    )
+    enabled, disabled = v["throughput enabled middleware"], v["throughput disabled middleware"]
+    goal("throughput enabled: at least 0.98 of the bare app", f"{enabled:.3f}", enabled >= 0.98)
+    goal("throughput disabled: 1.00 of the bare app", f"{disabled:.3f}", disabled >= 0.995)
+    wakes = v["idle wake-ups"]
+    goal("an idle enabled server: no periodic wake-ups beyond the bare app's", f"{wakes:+.1f} a second", wakes < 1)
+    for size in (200, 800):
+        if f"memory {size}" in v:
+            growth, leaked = v[f"memory {size}"], v[f"leaked {size}"]
+            goal(
+                f"memory at {size} modules: within 10 MB after 200 reloads, 0 leaked",
+                f"{growth:+.1f} MB, {leaked:.0f} leaked",
+                growth <= 10 and leaked == 0,
+            )
+
+
 # -- output ----------------------------------------------------------------------------------------
 
 
@@ -525,7 +734,9 @@ def machine() -> str:
 
 def write_markdown(results: Results, path: Path, seconds: float) -> None:
     lines = ["# Benchmark results", "", f"Measured by `make bench` in {seconds:.0f} s on {machine()}.", ""]
-    for name, rows in results.rows.items():
+    goals = [name for name in results.rows if name.startswith("Goals")]
+    for name in [*goals, *(name for name in results.rows if name not in goals)]:
+        rows = results.rows[name]
         lines += [f"## {name}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
         lines.append("")
@@ -558,6 +769,8 @@ def main() -> None:
     options = parser.parse_args()
     # The servers' local credential (which admin requests carry) in a private directory of this run.
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="reload-bench-run-")
+    # Servers run as people run them: writing bytecode caches (a shell may turn that off).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: `make bench` installs Debian's wrk")
     edits, seconds = (3, 2) if options.quick else (10, 4)
@@ -568,9 +781,11 @@ def main() -> None:
         ("repaint", lambda: section_repaint(results, edits)),
         ("failures", lambda: section_failures(results, 10)),
         ("throughput", lambda: section_throughput(results, seconds, 5)),
-        ("memory", lambda: section_memory(results, 20 if options.quick else 200)),
+        ("idle", lambda: section_idle(results, 2 if options.quick else 5)),
+        ("memory", lambda: section_memory(results, 20 if options.quick else 200, [200, 800])),
         ("growth", lambda: section_growth(results, [50, 200, 800], max(3, edits // 2), 3)),
         ("request cost", lambda: section_request_cost(results, [50, 200, 800], 20_000 if options.quick else 100_000)),
+        ("goals", lambda: section_goals(results)),
     ]
     for title, run in sections:
         print(f"== {title}", flush=True)
