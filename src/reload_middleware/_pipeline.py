@@ -41,9 +41,10 @@ T = TypeVar("T")
 # has no periodic wake-ups from the pipeline).
 _RETIRE_POLL = 0.02
 # After a swap, the requests the reload held back are answered before the stale check walks the
-# app: the walk holds the interpreter lock, and cost the first of them ~30 ms (measured). The
-# worker waits until the new version has computed nothing for two looks in a row (a released
-# request is on its way from its thread back to the event loop for a moment), at most this long.
+# app: the walk holds the interpreter lock, and the first of them came 8.9 ms after the swap
+# instead of 2.4 (median of 10 leaf edits, 200 modules). The worker waits until the new version
+# has computed nothing for two looks in a row (a released request is on its way from its thread
+# back to the event loop for a moment), at most this long.
 _SETTLE_LIMIT = 0.1
 _SETTLE_POLL = 0.001
 
