@@ -91,8 +91,10 @@ class ModuleGraph:
         self._protected = protected
         self.modules: dict[str, TrackedModule] = {}
         self._by_path: dict[str, list[str]] = {}
-        # Scanning sources is the costly part: cache it per module object (name -> (id, imports)).
-        self._scan_cache: dict[str, tuple[int, set[str]]] = {}
+        # Scanning sources is the costly part: cache it per file content, as its stat tells it
+        # (name -> (mtime, ctime, size, inode), imports): a reload re-executes the importers of
+        # an edited module, but their sources did not change.
+        self._scan_cache: dict[str, tuple[tuple[int, int, int, int], set[str]]] = {}
         # Imports seen as they happened (importer -> imported), by name too (a plugin loader).
         self._observed: dict[str, set[str]] = {}
         # What each tracked module imports, read from the module object ``_objects`` names, and
@@ -302,18 +304,21 @@ class ModuleGraph:
         return found
 
     def _scan(self, tracked: TrackedModule) -> set[str]:
-        """The imports in a module's source, read once per module object: a module's imports are
-        those of the source it was built from, and every reload makes a new module object."""
-        module = sys.modules.get(tracked.name)
-        if tracked.is_extension or module is None:
+        """The imports in a module's source, read again only when the file changed."""
+        if tracked.is_extension:
             return set()
+        try:
+            stat = os.stat(tracked.path)
+        except OSError:
+            return set()
+        identity = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
         cached = self._scan_cache.get(tracked.name)
-        if cached is not None and cached[0] == id(module):
+        if cached is not None and cached[0] == identity:
             return cached[1]
         try:
             with open(tracked.path, encoding="utf-8", errors="replace") as file:
                 found = scan_imports(file.read(), tracked.name, tracked.is_package)
         except OSError:
             found = set()
-        self._scan_cache[tracked.name] = (id(module), found)
+        self._scan_cache[tracked.name] = (identity, found)
         return found
