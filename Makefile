@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install conformance browser test lint screenshots demo demo-flask bench clean
+.PHONY: install conformance browser test unit lint screenshots demo demo-flask bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Starlette's own tests (its sdist, for the release installed), run by tests/test_starlette_suite.py.
+# Starlette's own tests (its sdist, for the release installed), run by tests/e2e/test_starlette_suite.py.
 STARLETTE_SUITE := $(VENV)/starlette-suite
 $(STARLETTE_SUITE)/.ready: $(STAMP)
 	rm -rf $(STARLETTE_SUITE) && mkdir -p $(STARLETTE_SUITE)/download
@@ -42,11 +42,15 @@ lint: $(STAMP)
 test: lint browser conformance
 	$(BIN)/pytest
 
+# The fast part: every unit test, in-process, no server (tests/e2e/ holds the real-server suites).
+unit: $(STAMP)
+	$(BIN)/pytest tests --ignore=tests/e2e
+
 # The README's screenshots, taken by the browser tests.
 screenshots: $(STAMP) browser
-	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/test_browser.py \
-		tests/test_cli.py::test_serve_edit_break_see_the_error_page_fix_and_stop \
-		tests/test_live.py::test_a_page_follows_edits_shows_a_broken_one_and_recovers_by_itself
+	SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/pytest tests/e2e/test_browser.py \
+		tests/e2e/test_cli.py::test_serve_edit_break_see_the_error_page_fix_and_stop \
+		tests/e2e/test_live.py::test_a_page_follows_edits_shows_a_broken_one_and_recovers_by_itself
 
 demo: $(STAMP)
 	@echo "Serving example_app with reloading on: http://127.0.0.1:8000/"

@@ -12,7 +12,7 @@ from typing import Any
 from ._errors import ImportStringError
 
 logger = logging.getLogger(__name__)
-_OWN_PACKAGE = __name__.rpartition(".")[0]
+_OWN_PACKAGE = __name__.split(".")[0]
 _DETECTED_FACTORIES: set[str] = set()
 
 

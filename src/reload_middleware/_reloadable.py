@@ -1,4 +1,7 @@
-"""``reloadable()``: the app as it is in production, wrapped when reloading is on."""
+"""``reloadable()``: the app as it is in production, wrapped when reloading is on.
+
+With reloading off it imports nothing but the app: the middlewares are imported only when it is on.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from ._asgi import ReloadMiddleware
 from ._config import Config, is_enabled
 from ._importer import caller_module, load_app
-from ._reloader import Reloader
-from ._wsgi import WSGIReloadMiddleware
 
 
 def reloadable(
@@ -30,11 +30,14 @@ def reloadable(
     """
     if not is_enabled(enabled, environ):
         return load_app(import_string, factory=factory)
-    config = Config.resolve(environ, factory=factory, **options)
-    reloader = Reloader(import_string, config, caller_module())
-    if is_asgi(reloader.app):
-        return ReloadMiddleware.from_reloader(reloader)
-    return WSGIReloadMiddleware.from_reloader(reloader)
+    # Reloading on: only now the engine, the pipeline and the middlewares are imported.
+    from ._middleware import ReloadMiddleware, WSGIReloadMiddleware
+    from ._pipeline import load
+
+    loaded = load(import_string, Config.resolve(environ, factory=factory, **options), caller_module())
+    if is_asgi(loaded.app):
+        return ReloadMiddleware(loaded)
+    return WSGIReloadMiddleware(loaded)
 
 
 def is_asgi(app: Any) -> bool:

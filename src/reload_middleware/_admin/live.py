@@ -1,0 +1,274 @@
+"""Live refresh: pages that reload themselves after each successful reload, and show the error
+while the latest one is failing.
+
+A browser's page navigation served through the middleware gets one line at the end of its HTML,
+``<script src="/__reload/live.js?v=N">`` (N: the version that served it). The script listens to
+``/__reload/events``, an event stream of the serving version and the failing reload, if any: a new
+version reloads the page, a failure shows an overlay, and the next success reloads the page
+without it. The stream follows the admin endpoint's access rules (error details only with the
+credential) and is short-lived: it ends after a few seconds and the browser reconnects, so that
+an open tab never holds a server's shutdown back for long.
+
+Pages are left alone when their response is compressed, is not HTML, or has a
+Content-Security-Policy that does not allow scripts and connections from 'self'. To keep
+compressed pages injectable, a navigation is forwarded without ``Accept-Encoding``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import anyio
+
+from .._pipeline import History
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+
+# How long one event stream lasts before the browser reconnects, and how often it looks for news.
+STREAM_SECONDS = 3.0
+_POLL_SECONDS = 0.05
+_NO_BODY_STATUSES = (204, 304)
+
+SCRIPT = r"""(function () {
+  "use strict";
+  var script = document.currentScript;
+  var url = new URL(script.src);
+  var base = url.pathname.replace(/\/live\.js$/, "");
+  var version = Number(url.searchParams.get("v"));
+  var overlay = null;
+  function line(tag, text, style) {
+    var node = document.createElement(tag);
+    node.textContent = text;
+    if (style) node.setAttribute("style", style);
+    overlay.appendChild(node);
+  }
+  function show(error) {
+    if (overlay) overlay.remove();
+    overlay = document.createElement("div");
+    overlay.id = "reload-middleware-overlay";
+    overlay.setAttribute("style", "position:fixed;inset:0;z-index:2147483647;overflow:auto;" +
+      "background:rgba(20,24,28,.97);color:#f5f5f5;font:15px/1.5 system-ui,sans-serif;padding:2rem");
+    line("h1", "Reload failed: " + error.type, "font-size:1.4rem;color:#ff8a80;margin:0 0 .5rem");
+    if (error.message) line("p", error.message, "margin:0 0 .5rem");
+    if (error.file) line("p", error.file + ", line " + error.line, "font-family:monospace;margin:0 0 .5rem");
+    if (error.traceback) line("pre", error.traceback, "background:#000;padding:1rem;overflow:auto;font-size:13px");
+    if (!error.message) line("p", "The details are on the status page (open the link the server logged).");
+    line("p", "This page shows the previous version. Fix the file and save: the page reloads by itself.",
+      "color:#b0bec5");
+    document.documentElement.appendChild(overlay);
+  }
+  var source = new EventSource(base + "/events");
+  source.addEventListener("state", function (event) {
+    var state = JSON.parse(event.data);
+    if (state.version !== version) { source.close(); location.reload(); return; }
+    if (state.failing) show(state.failing);
+    else if (overlay) { overlay.remove(); overlay = null; }
+  });
+})();
+"""
+
+
+class LiveRefresh:
+    """What the middleware needs for live refresh under the admin path ``admin_path``."""
+
+    def __init__(self, admin_path: str) -> None:
+        self.admin_path = admin_path
+        self.script_path = f"{admin_path}/live.js"
+        self.events_path = f"{admin_path}/events"
+
+    def tag(self, version: int, root_path: str = "") -> bytes:
+        return f'\n<script src="{root_path}{self.script_path}?v={version}"></script>\n'.encode()
+
+    @staticmethod
+    def wants_environ(environ: Mapping[str, Any]) -> bool:
+        return environ.get("REQUEST_METHOD") == "GET" and "text/html" in str(environ.get("HTTP_ACCEPT", ""))
+
+    @staticmethod
+    def wants(scope: Mapping[str, Any]) -> bool:
+        """A browser navigation: the only requests whose HTML answer gets the script."""
+        if scope["method"] != "GET":
+            return False
+        return any(name == b"accept" and b"text/html" in value for name, value in scope.get("headers", ()))
+
+    def prepare(self, scope: Mapping[str, Any], send: Send, version: int) -> tuple[dict[str, Any], Send]:
+        """The scope without ``Accept-Encoding`` (an uncompressed answer can take the script) nor
+        the path-send extension (the body must come as messages), and a ``send`` that injects."""
+        headers = [(name, value) for name, value in scope.get("headers", ()) if name != b"accept-encoding"]
+        extensions = {key: value for key, value in (scope.get("extensions") or {}).items() if "pathsend" not in key}
+        tag = self.tag(version, scope.get("root_path") or "")
+        return {**scope, "headers": headers, "extensions": extensions}, _Injecting(send, tag)
+
+
+class _Injecting:
+    """Appends the script to an HTML answer, keeping ``Content-Length`` right."""
+
+    def __init__(self, send: Send, tag: bytes) -> None:
+        self._send = send
+        self._tag = tag
+        self._active = False
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if message["status"] not in _NO_BODY_STATUSES and injectable(headers):
+                self._active = True
+                extra = len(self._tag)
+                headers = [
+                    (name, str(int(value) + extra).encode() if name.lower() == b"content-length" else value)
+                    for name, value in headers
+                ]
+                message = {**message, "headers": headers}
+        elif kind == "http.response.body" and self._active and not message.get("more_body", False):
+            self._active = False
+            message = {**message, "body": bytes(message.get("body", b"")) + self._tag}
+        await self._send(message)
+
+
+def injectable(headers: list[tuple[bytes, bytes]]) -> bool:
+    """HTML, not compressed, and allowed by its Content-Security-Policy, if any."""
+    fields = {name.lower(): value.decode("latin-1") for name, value in headers}
+    if not fields.get(b"content-type", "").lower().startswith("text/html"):
+        return False
+    if fields.get(b"content-encoding", "identity").lower() != "identity":
+        return False
+    policy = fields.get(b"content-security-policy")
+    return policy is None or csp_allows_self(policy)
+
+
+def csp_allows_self(policy: str) -> bool:
+    """Whether a Content-Security-Policy lets a page load a script from its own origin and open an
+    event stream to it."""
+    directives: dict[str, list[str]] = {}
+    for part in policy.split(";"):
+        tokens = part.split()
+        if tokens:
+            directives.setdefault(tokens[0].lower(), [token.lower() for token in tokens[1:]])
+
+    def allowed(*names: str) -> bool:
+        for name in (*names, "default-src"):
+            if name in directives:
+                sources = directives[name]
+                return "'self'" in sources or "*" in sources
+        return True
+
+    return allowed("script-src-elem", "script-src") and allowed("connect-src")
+
+
+def state_of(version: int, history: History, *, full: bool) -> dict[str, Any]:
+    """What the event stream says: the serving version, and the failing reload if there is one
+    (its details only for a client with the credential)."""
+    error = history.last_error
+    failing: dict[str, Any] | None = None
+    if error is not None and not history.resolved:
+        failing = error.as_dict() if full else {"type": error.type}
+    return {"version": version, "failing": failing}
+
+
+EVENT_STREAM_HEADERS = [
+    ("content-type", "text/event-stream; charset=utf-8"),
+    ("cache-control", "no-store"),
+    ("x-accel-buffering", "no"),  # no proxy buffering
+]
+_RETRY = b"retry: 250\n\n"  # how soon the browser reconnects once a stream ends
+
+
+class _Changes:
+    """The state, as an event, each time it differs from the last one sent."""
+
+    def __init__(self, state: Callable[[], dict[str, Any]]) -> None:
+        self._state = state
+        self._last: dict[str, Any] | None = None
+        self.deadline = time.monotonic() + STREAM_SECONDS
+
+    def next_event(self) -> bytes | None:
+        current = self._state()
+        if current == self._last:
+            return None
+        self._last = current
+        return f"event: state\ndata: {json.dumps(current)}\n\n".encode()
+
+
+async def stream_events(send: Send, state: Callable[[], dict[str, Any]]) -> None:
+    """One short-lived event stream (ASGI): ``state`` now and whenever it changes."""
+    headers = [(name.encode(), value.encode()) for name, value in EVENT_STREAM_HEADERS]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": _RETRY, "more_body": True})
+    changes = _Changes(state)
+    while time.monotonic() < changes.deadline:
+        event = changes.next_event()
+        if event is not None:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await anyio.sleep(_POLL_SECONDS)
+    await send({"type": "http.response.body", "body": b""})
+
+
+def event_chunks(state: Callable[[], dict[str, Any]]) -> Iterator[bytes]:
+    """The same stream for a WSGI server: it holds one of the server's threads while it lasts."""
+    yield _RETRY
+    changes = _Changes(state)
+    while time.monotonic() < changes.deadline:
+        event = changes.next_event()
+        if event is not None:
+            yield event
+        time.sleep(_POLL_SECONDS)
+
+
+class WsgiInjection:
+    """``start_response`` and the response iterable of one WSGI navigation, appending the script
+    to an HTML answer (and keeping ``Content-Length`` right)."""
+
+    def __init__(self, start_response: Callable[..., Any], tag: bytes) -> None:
+        self._start_response = start_response
+        self._tag = tag
+        self._active = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        code = int(status.split(" ", 1)[0])
+        if code not in _NO_BODY_STATUSES and injectable(raw):
+            self._active = True
+            extra = len(self._tag)
+            headers = [
+                (name, str(int(value) + extra) if name.lower() == "content-length" else value)
+                for name, value in headers
+            ]
+        return self._start_response(status, headers, *exc_info)
+
+    def body(self, result: Iterable[bytes]) -> _InjectedBody:
+        return _InjectedBody(result, self)
+
+    def tail(self) -> bytes:
+        return self._tag if self._active else b""
+
+
+class _InjectedBody:
+    def __init__(self, result: Iterable[bytes], injection: WsgiInjection) -> None:
+        self._result = result
+        self._injection = injection
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._result
+        tail = self._injection.tail()
+        if tail:
+            yield tail
+
+    def close(self) -> None:
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+SCRIPT_HEADERS = [
+    ("content-type", "text/javascript; charset=utf-8"),
+    ("content-length", str(len(SCRIPT.encode()))),
+    ("cache-control", "no-store"),
+]
+
+
+def script_response_headers() -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in SCRIPT_HEADERS]

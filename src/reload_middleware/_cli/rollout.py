@@ -1,0 +1,199 @@
+"""``trigger`` across replicas: a rolling in-place reload, a few replicas at a time, each checked,
+stopping at the first failure (or past ``max_failures``), as gunicorn's HUP or a Kubernetes
+rolling update would. The deploy tool already knows the replicas: they are given as URLs, or as
+a host name whose every address is one (``all_addresses``: a headless service, a DNS round robin).
+
+Nothing here prints: the command line formats what ``roll_out`` returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .._local import is_loopback_host, local_credential
+
+
+class Outcome(str, enum.Enum):
+    RELOADED = "reloaded"
+    UNCHANGED = "unchanged"  # nothing changed: the version serving is the one wanted
+    FAILED = "failed"  # the reload failed, or is stale
+    CHECK_FAILED = "check failed"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"  # the roll-out stopped before this replica
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.RELOADED, Outcome.UNCHANGED)
+
+    @property
+    def unreached(self) -> bool:
+        return self in (Outcome.REFUSED, Outcome.UNREACHABLE)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """Where to send the reload: ``url`` (an address), and the ``Host`` it is known by."""
+
+    url: str
+    host: str
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback_host(urllib.parse.urlsplit(self.url).hostname)
+
+
+@dataclass
+class Result:
+    replica: Replica
+    outcome: Outcome = Outcome.SKIPPED
+    before: int | None = None
+    after: int | None = None
+    message: str = ""
+    seconds: float = 0.0
+    answer: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "replica": self.replica.url,
+            "outcome": self.outcome.value,
+            "version_before": self.before,
+            "version_after": self.after,
+            "message": self.message,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    token: str | None = None
+    force: bool = False
+    admin_path: str = "/__reload"
+    timeout: float = 60.0
+    batch: int = 1
+    check: str | None = None
+    max_failures: int = 0
+
+
+class BadTarget(ValueError):
+    """A URL or a host name that names no replica."""
+
+
+def replicas(urls: Iterable[str], all_addresses: bool = False) -> list[Replica]:
+    """The replicas the URLs name: each URL, or with ``all_addresses`` each address its host
+    name resolves to (on the URL's port)."""
+    found: list[Replica] = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadTarget(f"{url!r} is not a server URL such as http://127.0.0.1:8000")
+        base = url.rstrip("/")
+        if not all_addresses:
+            found.append(Replica(base, parts.netloc))
+            continue
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise BadTarget(f"{parts.hostname!r} does not resolve: {exc}") from None
+        addresses = sorted({str(info[4][0]) for info in infos}, key=lambda a: (ipaddress.ip_address(a).version, a))
+        for address in addresses:
+            shown = f"[{address}]" if ":" in address else address
+            found.append(Replica(f"{parts.scheme}://{shown}:{port}{parts.path.rstrip('/')}", parts.netloc))
+    return list(dict.fromkeys(found))
+
+
+def roll_out(
+    targets: list[Replica], plan: Plan, on_result: Callable[[Result], object] = lambda _: None
+) -> list[Result]:
+    """Reload ``targets`` ``plan.batch`` at a time; stop once more than ``plan.max_failures`` fail.
+    Replicas after the stop are ``SKIPPED``: they keep their version."""
+    results = [Result(replica) for replica in targets]
+    failures = 0
+    with ThreadPoolExecutor(max_workers=max(1, plan.batch)) as pool:
+        for start in range(0, len(results), max(1, plan.batch)):
+            batch = results[start : start + max(1, plan.batch)]
+            for result in pool.map(lambda result: _reload(result, plan), batch):
+                on_result(result)
+                failures += not result.outcome.ok
+            if failures > plan.max_failures:
+                break
+    return results
+
+
+def _reload(result: Result, plan: Plan) -> Result:
+    replica = result.replica
+    started = time.monotonic()
+    token = plan.token
+    if not token and replica.loopback:
+        token = local_credential(create=False)  # this machine only: never sent anywhere else
+    headers = {"host": replica.host}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    admin = f"{replica.url}{plan.admin_path}"
+    try:
+        with httpx.Client(headers=headers, timeout=plan.timeout) as client:
+            status = client.get(admin)
+            if status.status_code == 200:
+                result.before = status.json().get("version")
+            response = client.post(admin, params={"force": "1"} if plan.force else None)
+            _read_answer(result, response)
+        if result.outcome.ok and plan.check is not None:
+            # Without the credential: the check is the app's, which has no business seeing it.
+            with httpx.Client(headers={"host": replica.host}, timeout=plan.timeout) as client:
+                _check(result, client, f"{replica.url}{plan.check}")
+    except httpx.HTTPError as exc:
+        result.outcome, result.message = Outcome.UNREACHABLE, f"could not reach {admin}: {exc}"
+    except ValueError:  # not our JSON: something else answers there
+        result.outcome, result.message = Outcome.REFUSED, f"{admin} did not answer as an admin endpoint"
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _read_answer(result: Result, response: httpx.Response) -> None:
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if response.status_code in (401, 403, 405) or not isinstance(answer, dict) or "ok" not in answer:
+        detail = answer.get("error", response.text) if isinstance(answer, dict) else response.text
+        result.outcome, result.message = Outcome.REFUSED, f"refused ({response.status_code}): {detail}"
+        return
+    result.answer = answer
+    result.after = answer.get("version")
+    error = answer.get("error") or {}
+    if not answer["ok"]:
+        result.outcome = Outcome.FAILED
+        if error.get("type") == "StaleCode":  # it swapped, but old code still answers
+            result.message = f"reloaded to version {result.after}, but it is stale: {error.get('message')}"
+        else:
+            where = f" at {error.get('file')}:{error.get('line')}" if error.get("file") else ""
+            result.message = (
+                f"reload failed, version {result.after} serves on: {error.get('type')}: {error.get('message')}{where}"
+            )
+    elif answer.get("reloaded"):
+        result.outcome = Outcome.RELOADED
+        count, duration = len(answer["reloaded"]), answer.get("duration_ms")
+        result.message = f"reloaded {count} module(s) in {duration} ms, now version {result.after}"
+    else:
+        result.outcome = Outcome.UNCHANGED
+        result.message = f"nothing changed, version {result.after} serves on"
+
+
+def _check(result: Result, client: httpx.Client, url: str) -> None:
+    """The health check: a 2xx from the new version (its version header says which)."""
+    response = client.get(url)
+    served = response.headers.get("x-reload-version")
+    if not response.is_success or (served is not None and served != str(result.after)):
+        result.outcome = Outcome.CHECK_FAILED
+        result.message += f"; check {url} answered {response.status_code} from version {served}"

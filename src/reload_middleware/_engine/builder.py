@@ -1,0 +1,58 @@
+"""Building a version's modules: the app's first import, and a group's import anew, each with what
+its modules registered on the way (``on_retire`` hooks, ``atexit`` callbacks, framework registries)
+so that a discarded build takes all of it back with it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Set
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import adapters
+from .._errors import BuildError
+from .._handover import capturing_exit_callbacks, recording_hooks, run_hooks, unregister_exit_callbacks
+from .._importer import load_app
+from .loader import GroupLoad, ImportRecorder, LoadedGroup
+
+
+@dataclass
+class FirstImport:
+    """The app as the server's own import of it made it, and what that import did."""
+
+    app: Any
+    imports: ImportRecorder
+    exit_callbacks: list[Callable[..., object]] = field(default_factory=list)
+
+
+def import_first(import_string: str, *, factory: bool) -> FirstImport:
+    """Import the app for the first time, recording who imports whom and which files each module reads."""
+    with ImportRecorder() as imports, capturing_exit_callbacks() as exit_callbacks:
+        app = load_app(import_string, factory=factory)
+    return FirstImport(app, imports, exit_callbacks)
+
+
+def build_group(
+    load: GroupLoad, group: Set[str], changed_modules: Set[str], load_app: Callable[[], Any]
+) -> LoadedGroup:
+    """Import ``group`` anew through ``load``; ``sys.modules`` is untouched if this raises ``BuildError``.
+
+    Before the import, framework registries give up what the old modules declared (the new ones
+    declare it again); whatever the discarded modules registered is undone if the build fails,
+    now, or at ``load.restore()`` if it is rolled back later.
+    """
+    old = {name: sys.modules[name] for name in group if name in sys.modules}
+    restore_registries = adapters.release(old)
+    with recording_hooks() as registered, capturing_exit_callbacks() as exit_callbacks:
+        try:
+            loaded = load.run(load_app, changed_modules | adapters.imported_at_start(group))
+        except BuildError:
+            run_hooks(registered)  # undo what the discarded modules registered at import
+            unregister_exit_callbacks(exit_callbacks)
+            restore_registries()
+            raise
+    load.after_restore.append(lambda: run_hooks(registered))
+    load.after_restore.append(restore_registries)
+    load.after_restore.append(lambda: unregister_exit_callbacks(exit_callbacks))
+    loaded.exit_callbacks = exit_callbacks
+    return loaded

@@ -1,0 +1,15 @@
+"""The reload pipeline: threads, the reload transaction, versions and their retirement.
+
+What the middlewares and the admin endpoint use: ``load()`` an app, a ``Pipeline`` around it, and
+the ``AppVersion`` and ``Visit`` through which requests are counted.
+"""
+
+from __future__ import annotations
+
+from .bounded import run_bounded
+from .history import History
+from .pipeline import LoadedApp, Pipeline, load
+from .transaction import Runtime
+from .versions import AppVersion, Visit
+
+__all__ = ["AppVersion", "History", "LoadedApp", "Pipeline", "Runtime", "Visit", "load", "run_bounded"]

@@ -1,0 +1,187 @@
+"""The reload pipeline both middlewares share: detect -> plan -> build -> start -> drain -> swap -> retire.
+
+``Pipeline`` composes the parts and is all the middlewares and the admin endpoint see of them:
+the versions (requests go to ``versions.current``), the queue (its ``gate``), the history (its
+``failing``), the worker (``started``), ``request()`` a reload, and ``status()``. A request in
+watch mode that finds the gate set (a change was detected, or a reload runs) waits for that
+attempt, at most ``build_timeout``; in manual mode requests never wait: the old version serves
+until the new one has started, then the swap is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._config import Config
+from .._engine.builder import import_first
+from .._errors import ImportStringError
+from .._importer import load_app, split_import_string
+from .._watch import Watcher
+from .history import History
+from .leaks import LeakTracker
+from .project import Project
+from .queue import Attempt, AttemptQueue
+from .retire import Retirer
+from .transaction import Runtime, Transaction
+from .trigger import SharedTrigger
+from .versions import AppVersion, VersionSet
+from .worker import Worker, weakly
+
+logger = logging.getLogger(__name__)
+
+LEAK_CHECK_DELAY = 2.0  # seconds after the last retirement
+# While an old version drains, the worker looks at it this often (and only then: an idle server
+# has no periodic wake-ups from the pipeline).
+_RETIRE_POLL = 0.02
+
+
+@dataclass
+class LoadedApp:
+    """An app imported for reloading: what a middleware is built around. Built by ``load()``, so
+    that ``reloadable()`` can tell ASGI from WSGI before it picks a middleware, running a factory
+    only once."""
+
+    import_string: str
+    config: Config
+    app: Any
+    project: Project
+    exit_callbacks: list[Callable[..., object]] = field(default_factory=list)
+
+
+def load(import_string: str, config: Config, wrapper_module: str) -> LoadedApp:
+    """Import the app for reloading.
+
+    Raises:
+        ImportStringError: the app cannot be imported, or it is defined in the wrapping module.
+        ConfigError: the app's module is outside the watched directories.
+    """
+    root_module, _ = split_import_string(import_string)
+    if root_module == wrapper_module:
+        raise ImportStringError(
+            f"The app {import_string!r} is defined in the module that wraps it; "
+            "move the app to its own module and point the import string at it."
+        )
+    first = import_first(import_string, factory=config.factory)
+    project = Project(root_module, config, wrapper_module, first.imports)
+    return LoadedApp(import_string, config, first.app, project, first.exit_callbacks)
+
+
+class Pipeline:
+    """Reload attempts and version lifecycle for one middleware."""
+
+    def __init__(self, loaded: LoadedApp, runtime: Runtime, make_header: Callable[[int], Any]) -> None:
+        self.config = config = loaded.config
+        self.project = loaded.project
+        # Nothing here refers back to the pipeline (no bound methods): its threads hold it weakly,
+        # and a pipeline nobody uses is freed at once, not at the next garbage collection.
+        new_version = functools.partial(_new_version, runtime, make_header)
+        first = new_version(1, loaded.app)
+        first.exit_callbacks, loaded.exit_callbacks = loaded.exit_callbacks, []
+        self.versions = VersionSet(first)
+        self.history = History(error_page=config.error_page)
+        self.queue = AttemptQueue(gated=config.watch)
+        self.trigger = SharedTrigger(loaded.import_string)
+        self.leaks = LeakTracker(LEAK_CHECK_DELAY)
+        self._retirer = Retirer(self.versions, runtime, self.leaks, config)
+        self._transaction = Transaction(
+            config,
+            self.project,
+            self.versions,
+            runtime,
+            history=self.history,
+            retirer=self._retirer,
+            new_version=new_version,
+            load_app=functools.partial(load_app, loaded.import_string, factory=config.factory),
+            open_gate=self.queue.open_gate,
+        )
+        self._start_hooks: list[Callable[[], object]] = []
+        self.worker = Worker(self, self.queue, self._watcher_factory(), self.leaks, weakly(self._run_start_hooks))
+
+    def _watcher_factory(self) -> Callable[[], Watcher]:
+        # Holds the pipeline only weakly: the watcher thread must not keep it alive.
+        project, trigger = self.project, self.trigger
+        request, on_trigger = weakly(self.request), weakly(self._on_trigger)
+        return lambda: project.watcher(request, str(trigger.path), on_trigger)
+
+    # -- what the middlewares and the admin endpoint use ----------------------------------------
+
+    def on_start(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` once, when serving starts (the server has set its logging up by then)."""
+        self._start_hooks.append(hook)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the threads (the server is stopping); the trigger file goes too."""
+        self.worker.close()
+        self.trigger.remove()
+
+    def request(self, *, force: bool = False, sweep: bool = False) -> Attempt:
+        """Ask for a reload attempt (merged with one already queued); returns it, to wait on."""
+        attempt = self.queue.put(force=force, sweep=sweep)
+        if not self.worker.started:
+            self.worker.start()
+        return attempt
+
+    def tell_other_workers(self, force: bool) -> None:
+        """After a reload asked for by POST: every other worker process of this server reloads too."""
+        try:
+            self.trigger.fire(force=force)
+        except OSError as exc:
+            logger.warning("could not ask other worker processes to reload: %s", exc)
+
+    def status(self) -> dict[str, Any]:
+        """The status JSON (what ``GET`` on the admin endpoint shows a client with the credential)."""
+        config, watcher = self.config, self.worker.watcher
+        listening = watcher is not None and watcher.running
+        return {
+            "version": self.versions.current.number,
+            **self.history.as_dict(),
+            "reloading": self.queue.running is not None,
+            "tracked_modules": len(self.project.graph.modules),
+            "watching": config.watch and listening,
+            "watcher": watcher.describe() if watcher is not None else None,
+            "limits": {
+                "build_timeout": config.build_timeout,
+                "drain_timeout": config.drain_timeout,
+                "max_versions": config.max_versions,
+            },
+            "process": {"pid": os.getpid(), "shared_trigger": str(self.trigger.path), "listening": listening},
+            "versions": self.versions.describe(),
+            "leaked_versions": self.leaks.leaked,
+        }
+
+    # -- the worker thread's work (``worker.Workload``) ------------------------------------------
+
+    def retire_ready(self) -> None:
+        self._retirer.retire_ready()
+
+    def idle_wait(self) -> float | None:
+        return _RETIRE_POLL if self.versions.draining() else None
+
+    def run(self, attempt: Attempt) -> None:
+        outcome = self._transaction.run(attempt)
+        self.queue.done(attempt, outcome)
+        if self.project.dirs.moved:
+            self.worker.rewatch()
+
+    def _on_trigger(self) -> None:
+        signal = self.trigger.take()
+        if signal is not None:
+            logger.info("another worker asked for a reload%s", " of everything" if signal.force else "")
+            self.request(force=signal.force, sweep=True)
+
+    def _run_start_hooks(self) -> None:
+        hooks, self._start_hooks = self._start_hooks, []
+        for hook in hooks:
+            hook()
+
+
+def _new_version(runtime: Runtime, make_header: Callable[[int], Any], number: int, app: Any) -> AppVersion:
+    return AppVersion(number, runtime.adapt(app), make_header(number))

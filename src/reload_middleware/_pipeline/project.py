@@ -1,0 +1,206 @@
+"""The project the app is built from: its watched files and its modules, what changed since the
+serving version was built, and the reload that asks for (``Plan``).
+
+It joins the two halves below the pipeline: change detection (``_watch``: files) and the module
+graph (``_engine``: modules). Building, starting and swapping belong to the transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from watchfiles import Change
+
+from .._config import Config
+from .._engine import ImportRecorder, LoadedGroup, ModuleGraph
+from .._engine.planner import group_for
+from .._errors import ConfigError, ErrorReport, report_error
+from .._watch import ChangeDetector, Fingerprint, SourceFilter, WatchedDirs, Watcher, fingerprint
+
+_OWN_PACKAGE = __name__.split(".")[0]
+# File timestamps come from a coarse kernel clock: compare them with some slack.
+_CLOCK_MARGIN_NS = 50_000_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One reload to attempt: the files that changed and the module group they affect.
+
+    ``restart_required`` names changed modules left out because this process cannot reload them
+    (with the reason); they stay pending, and block nothing else.
+    """
+
+    changes: dict[str, Fingerprint | None]
+    changed_modules: frozenset[str]
+    group: frozenset[str]
+    forced: bool = False
+    restart_required: tuple[str, ...] = ()
+
+
+class Project:
+    """The files and modules of one app: ``plan()`` what to reload, ``commit()`` what was loaded."""
+
+    def __init__(self, root_module: str, config: Config, wrapper_module: str, first_imports: ImportRecorder) -> None:
+        self.root_module = root_module
+        self._watching = config.watch
+        self._wrapper_module = wrapper_module
+        self.dirs = WatchedDirs(config, root_module)
+        if not self.filter.covers(os.path.realpath(getattr(sys.modules[root_module], "__file__", "") or "")):
+            raise ConfigError(
+                f"The app module {root_module!r} is not inside the watched directories "
+                f"({', '.join(map(str, self.dirs.resolved))}): it could never be reloaded"
+            )
+        self.graph = ModuleGraph(lambda path: self.filter.covers(path), self.is_protected)
+        self.graph.observe(first_imports.edges)
+        self.graph.observe_reads(first_imports.reads, executed=())
+        self.detector = ChangeDetector()
+        self._refreshed_ns = 0
+        self._refresh()
+
+    @property
+    def filter(self) -> SourceFilter:
+        return self.dirs.filter
+
+    def is_protected(self, name: str) -> bool:
+        """Never reloaded: the module that wraps the app, ``__main__``, and this package."""
+        return name in (self._wrapper_module, "__main__") or name.split(".")[0] == _OWN_PACKAGE
+
+    def is_user_file(self, path: str) -> bool:
+        return self.filter.covers(os.path.realpath(path))
+
+    def report(self, exc: BaseException) -> ErrorReport:
+        return report_error(exc, self.is_user_file)
+
+    def unchanged_modules(self, group: frozenset[str]) -> dict[str, ModuleType]:
+        """The project's reloadable modules outside ``group``, as they are in ``sys.modules``."""
+        return {
+            name: sys.modules[name]
+            for name, tracked in self.graph.modules.items()
+            if tracked.reloadable and name not in group and name in sys.modules
+        }
+
+    def watcher(self, on_change: Callable[[], object], trigger_path: str, on_trigger: Callable[[], object]) -> Watcher:
+        """A watcher thread: ``on_change`` when watched files may have changed (unless watching is
+        off), ``on_trigger`` when ``trigger_path`` (another worker process asking) is written."""
+        watching = self._watching
+
+        def accept(change: Change, path: str) -> bool:
+            return path == trigger_path or (watching and (self.filter(change, path) or self.graph.is_dependency(path)))
+
+        def notice(paths: set[str] | None) -> None:
+            if paths is None:
+                if watching:
+                    self.detector.sweep()  # edits made between the app's import and now
+            else:
+                if trigger_path in paths:
+                    on_trigger()
+                    paths.discard(trigger_path)
+                if paths:
+                    # A file no module comes from (a template): its first event counts as a
+                    # change, its content is known from then on.
+                    self.detector.track_unloaded(path for path in paths if self.filter.is_asset(path))
+                    self.detector.notice(paths)
+            if self.detector.dirty:
+                on_change()
+
+        observed = self.dirs.watch(self.graph.paths()) if watching else ()
+        directories = (*observed, Path(trigger_path).parent)
+        # Only the trigger to listen for (manual mode): no hurry, wake less often.
+        return Watcher(
+            directories,
+            accept,
+            notice,
+            step_ms=5 if watching else 50,
+            skip_directory=lambda path: self.filter.skips_directory(path),  # the filter follows a release switch
+        )
+
+    def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:
+        """What to reload now, or ``None`` when nothing changed.
+
+        Changed modules this process cannot reload (an extension module, the wrapper module, a
+        module imported by one that declared itself not reloadable) are left out of the plan and
+        named in ``restart_required``; they stay pending.
+        """
+        relocated = self._follow_relocation() if sweep or force else set()
+        if sweep or force:
+            self.detector.sweep()
+        self._discover_modules()
+        changes = self.detector.take_changes()
+        changed_modules = self.graph.modules_at(changes) | relocated
+        assets = {path for path in changes if self.filter.is_asset(path)}
+        if assets:
+            # A template or a named file changed: build the app anew (its module and importers),
+            # so that whatever it loaded from such files (a template cache) starts afresh.
+            changed_modules.add(self.root_module)
+        if not changed_modules and not force:
+            self.detector.commit(changes)  # files no module was loaded from: nothing to serve anew
+            return None
+        grouping = group_for(
+            self.graph, changed_modules, root_module=self.root_module, is_protected=self.is_protected, force=force
+        )
+        planned = {self.graph.modules[name].path for name in grouping.reloadable}
+        if self.root_module in grouping.reloadable:
+            planned |= assets
+        self.detector.defer(path for path in changes if path not in planned)
+        changes = {path: print_ for path, print_ in changes.items() if path in planned}
+        return Plan(changes, grouping.reloadable, grouping.group, force, grouping.restart_required)
+
+    def _follow_relocation(self) -> set[str]:
+        """A release switch (``current -> releases/v2``): the watched directories and the module
+        files may now resolve elsewhere. Returns the modules whose file moved to different content:
+        each is a change (one that moved unchanged behaves as before, wherever it lies)."""
+        if self.dirs.follow():
+            self.graph.forget_paths()
+        moved = self.graph.relocated()
+        changed = {name for name, (old, new) in moved.items() if not self.detector.same_content(old, new)}
+        # Known from now on as they are: the changed ones are in the plan already.
+        self.detector.track(new for _, new in moved.values())
+        return changed
+
+    def _refresh(self) -> None:
+        """Catch up with ``sys.modules`` and remember the files of the modules new there."""
+        fresh = self._refresh_graph_only()
+        self.detector.track([*fresh, *self.graph.dependency_paths()])
+
+    def _discover_modules(self) -> None:
+        """Modules imported since the last look (lazily, by a request): start tracking them.
+
+        One may have been edited after its import, before we knew of it. Its file's mtime says
+        whether that can be: an edit after our last look counts as a pending change (at worst one
+        reload too many), which stays pending until a reload that includes it succeeds; an older
+        file is the one that was imported.
+        """
+        since = self._refreshed_ns - _CLOCK_MARGIN_NS
+        for path in self._refresh_graph_only():
+            if self.detector.knows(path):
+                continue
+            print_ = fingerprint(path)
+            if print_ is not None and print_.stat[0] > since:
+                self.detector.track_unloaded([path])
+            else:
+                self.detector.track([path])
+
+    def _refresh_graph_only(self) -> list[str]:
+        """The files of the modules new in the graph."""
+        self._refreshed_ns = time.time_ns()
+        fresh = self.graph.refresh()
+        if fresh and self._watching:
+            self.dirs.notice_imports(tracked.path for tracked in fresh)
+        return [tracked.path for tracked in fresh]
+
+    def commit(self, plan: Plan, loaded: LoadedGroup) -> None:
+        """The new version serves: remember what it was built from."""
+        self.detector.commit(plan.changes)
+        self.graph.observe(loaded.imports)
+        self.graph.observe_reads(loaded.reads, executed=plan.group)
+        self._refresh()
+
+    def abort(self) -> None:
+        """The attempt failed: its changes are pending again, for the next attempt."""
+        self.detector.abort()

@@ -1,0 +1,110 @@
+"""What happens to a version once a newer one serves: it drains, then retires.
+
+Retiring stops its lifespan, unregisters the ``atexit`` callbacks its build registered (each holds
+the version alive), runs its modules' ``on_retire`` hooks, empties framework caches that
+key on functions (left alone, FastAPI's caches hold every old module graph alive: +15 MB a reload
+on a 190-module app), and hands its namespaces to the leak tracker, which reports any that stay
+referenced.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import typing
+from types import ModuleType
+from typing import Protocol
+
+from .._config import Config
+from .._handover import run_module_hooks, unregister_exit_callbacks
+from .leaks import LeakTracker
+from .versions import AppVersion, VersionSet
+
+logger = logging.getLogger(__name__)
+
+# Libraries whose module-level functools caches take app objects (endpoints, models) as keys.
+_FRAMEWORKS = ("fastapi", "starlette", "pydantic")
+# When max_versions is reached, how long the oldest version's connections get to close.
+_EVICT_WAIT = 1.0
+_EVICT_POLL = 0.02
+
+
+class Stopper(Protocol):
+    def stop(self, version: AppVersion) -> None: ...
+
+
+class Retirer:
+    """Retires draining versions: once idle, at ``retire_timeout``, or to stay within ``max_versions``."""
+
+    def __init__(self, versions: VersionSet, runtime: Stopper, leaks: LeakTracker, config: Config) -> None:
+        self._versions = versions
+        self._runtime = runtime
+        self._leaks = leaks
+        self._config = config
+
+    def retire_ready(self) -> None:
+        now = time.monotonic()
+        for version in self._versions.draining():
+            if version.in_flight == 0:
+                self.retire(version)
+            elif version.retire_by is not None and now >= version.retire_by:
+                logger.warning(
+                    "version %d still has %d connection(s) after %g s (retire_timeout): closing them",
+                    version.number,
+                    version.in_flight,
+                    self._config.retire_timeout,
+                )
+                version.close_connections()
+                self.retire(version)
+
+    def make_room(self) -> None:
+        """At ``max_versions``, the oldest draining version goes now: its long-lived connections
+        (websockets, streams) are closed rather than holding every later reload back."""
+        while len(self._versions.live) >= self._config.max_versions:
+            draining = self._versions.draining()
+            if not draining:
+                return
+            oldest = draining[0]
+            closed = oldest.close_connections()
+            logger.warning(
+                "%d versions are live (max_versions=%d): closing the %d long-lived connection(s) of version %d",
+                len(self._versions.live),
+                self._config.max_versions,
+                closed,
+                oldest.number,
+            )
+            oldest.wait_empty(_EVICT_WAIT, _EVICT_POLL)
+            self.retire(oldest)
+
+    def retire(self, version: AppVersion) -> None:
+        """Stop the version's lifespan, then retire its modules (hooks, caches, leak check)."""
+        try:
+            self._runtime.stop(version)
+        except Exception:
+            logger.exception("lifespan shutdown of retired version %d failed", version.number)
+        self._versions.remove(version)
+        unregister_exit_callbacks(version.exit_callbacks)
+        version.exit_callbacks = []
+        replaced, version.replaced = version.replaced, {}
+        retire_modules(version.number, replaced, self._leaks)
+        version.app = version.lifespan_state = version.lifespan = None  # let the old module graph go
+        logger.info("version %d retired", version.number)
+
+
+def retire_modules(version: int, modules: dict[str, ModuleType], leaks: LeakTracker) -> None:
+    run_module_hooks(modules.values())
+    clear_framework_caches()
+    leaks.track(version, modules)
+
+
+def clear_framework_caches() -> None:
+    """Empty the ``lru_cache``\\s at module level of the frameworks, and ``typing``'s caches."""
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in _FRAMEWORKS or not isinstance(module, ModuleType):
+            continue
+        for value in list(vars(module).values()):
+            if hasattr(value, "cache_info") and callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+    for cleanup in getattr(typing, "_cleanups", ()):
+        cleanup()
