@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 
+from .._config import declaration
 from .._local import is_loopback_host, local_credential
 
 
-class Outcome(str, enum.Enum):
+class ReplicaOutcome(str, enum.Enum):
     RELOADED = "reloaded"
     UNCHANGED = "unchanged"  # nothing changed: the version serving is the one wanted
     FAILED = "failed"  # the reload failed, or is stale
@@ -34,11 +35,11 @@ class Outcome(str, enum.Enum):
 
     @property
     def ok(self) -> bool:
-        return self in (Outcome.RELOADED, Outcome.UNCHANGED)
+        return self in (ReplicaOutcome.RELOADED, ReplicaOutcome.UNCHANGED)
 
     @property
     def unreached(self) -> bool:
-        return self in (Outcome.REFUSED, Outcome.UNREACHABLE)
+        return self in (ReplicaOutcome.REFUSED, ReplicaOutcome.UNREACHABLE)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Replica:
 @dataclass
 class Result:
     replica: Replica
-    outcome: Outcome = Outcome.SKIPPED
+    outcome: ReplicaOutcome = ReplicaOutcome.SKIPPED
     before: int | None = None
     after: int | None = None
     message: str = ""
@@ -75,10 +76,13 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Rollout:
+    """How to roll a reload through the replicas: the credential, what to reload, where, and how
+    many at once and how many may fail."""
+
     token: str | None = None
     force: bool = False
-    admin_path: str = "/__reload"
+    admin_path: str = declaration("admin_path").default
     timeout: float = 60.0
     batch: int = 1
     check: str | None = None
@@ -114,48 +118,48 @@ def replicas(urls: Iterable[str], all_addresses: bool = False) -> list[Replica]:
 
 
 def roll_out(
-    targets: list[Replica], plan: Plan, on_result: Callable[[Result], object] = lambda _: None
+    targets: list[Replica], rollout: Rollout, on_result: Callable[[Result], object] = lambda _: None
 ) -> list[Result]:
-    """Reload ``targets`` ``plan.batch`` at a time; stop once more than ``plan.max_failures`` fail.
+    """Reload ``targets`` ``rollout.batch`` at a time; stop once more than ``rollout.max_failures`` fail.
     Replicas after the stop are ``SKIPPED``: they keep their version."""
     results = [Result(replica) for replica in targets]
     failures = 0
-    with ThreadPoolExecutor(max_workers=max(1, plan.batch)) as pool:
-        for start in range(0, len(results), max(1, plan.batch)):
-            batch = results[start : start + max(1, plan.batch)]
-            for result in pool.map(lambda result: _reload(result, plan), batch):
+    with ThreadPoolExecutor(max_workers=max(1, rollout.batch)) as pool:
+        for start in range(0, len(results), max(1, rollout.batch)):
+            batch = results[start : start + max(1, rollout.batch)]
+            for result in pool.map(lambda result: _reload(result, rollout), batch):
                 on_result(result)
                 failures += not result.outcome.ok
-            if failures > plan.max_failures:
+            if failures > rollout.max_failures:
                 break
     return results
 
 
-def _reload(result: Result, plan: Plan) -> Result:
+def _reload(result: Result, rollout: Rollout) -> Result:
     replica = result.replica
     started = time.monotonic()
-    token = plan.token
+    token = rollout.token
     if not token and replica.loopback:
         token = local_credential(create=False)  # this machine only: never sent anywhere else
     headers = {"host": replica.host}
     if token:
         headers["authorization"] = f"Bearer {token}"
-    admin = f"{replica.url}{plan.admin_path}"
+    admin = f"{replica.url}{rollout.admin_path}"
     try:
-        with httpx.Client(headers=headers, timeout=plan.timeout) as client:
+        with httpx.Client(headers=headers, timeout=rollout.timeout) as client:
             status = client.get(admin)
             if status.status_code == 200:
                 result.before = status.json().get("version")
-            response = client.post(admin, params={"force": "1"} if plan.force else None)
+            response = client.post(admin, params={"force": "1"} if rollout.force else None)
             _read_answer(result, response)
-        if result.outcome.ok and plan.check is not None:
+        if result.outcome.ok and rollout.check is not None:
             # Without the credential: the check is the app's, which has no business seeing it.
-            with httpx.Client(headers={"host": replica.host}, timeout=plan.timeout) as client:
-                _check(result, client, f"{replica.url}{plan.check}")
+            with httpx.Client(headers={"host": replica.host}, timeout=rollout.timeout) as client:
+                _check(result, client, f"{replica.url}{rollout.check}")
     except httpx.HTTPError as exc:
-        result.outcome, result.message = Outcome.UNREACHABLE, f"could not reach {admin}: {exc}"
+        result.outcome, result.message = ReplicaOutcome.UNREACHABLE, f"could not reach {admin}: {exc}"
     except ValueError:  # not our JSON: something else answers there
-        result.outcome, result.message = Outcome.REFUSED, f"{admin} did not answer as an admin endpoint"
+        result.outcome, result.message = ReplicaOutcome.REFUSED, f"{admin} did not answer as an admin endpoint"
     result.seconds = time.monotonic() - started
     return result
 
@@ -167,13 +171,13 @@ def _read_answer(result: Result, response: httpx.Response) -> None:
         answer = {}
     if response.status_code in (401, 403, 405) or not isinstance(answer, dict) or "ok" not in answer:
         detail = answer.get("error", response.text) if isinstance(answer, dict) else response.text
-        result.outcome, result.message = Outcome.REFUSED, f"refused ({response.status_code}): {detail}"
+        result.outcome, result.message = ReplicaOutcome.REFUSED, f"refused ({response.status_code}): {detail}"
         return
     result.answer = answer
     result.after = answer.get("version")
     error = answer.get("error") or {}
     if not answer["ok"]:
-        result.outcome = Outcome.FAILED
+        result.outcome = ReplicaOutcome.FAILED
         if error.get("type") == "StaleCode":  # it swapped, but old code still answers
             result.message = f"reloaded to version {result.after}, but it is stale: {error.get('message')}"
         else:
@@ -182,11 +186,11 @@ def _read_answer(result: Result, response: httpx.Response) -> None:
                 f"reload failed, version {result.after} serves on: {error.get('type')}: {error.get('message')}{where}"
             )
     elif answer.get("reloaded"):
-        result.outcome = Outcome.RELOADED
+        result.outcome = ReplicaOutcome.RELOADED
         count, duration = len(answer["reloaded"]), answer.get("duration_ms")
         result.message = f"reloaded {count} module(s) in {duration} ms, now version {result.after}"
     else:
-        result.outcome = Outcome.UNCHANGED
+        result.outcome = ReplicaOutcome.UNCHANGED
         result.message = f"nothing changed, version {result.after} serves on"
 
 
@@ -195,5 +199,5 @@ def _check(result: Result, client: httpx.Client, url: str) -> None:
     response = client.get(url)
     served = response.headers.get("x-reload-version")
     if not response.is_success or (served is not None and served != str(result.after)):
-        result.outcome = Outcome.CHECK_FAILED
+        result.outcome = ReplicaOutcome.CHECK_FAILED
         result.message += f"; check {url} answered {response.status_code} from version {served}"

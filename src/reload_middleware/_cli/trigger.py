@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .._config import declaration
-from .rollout import BadTarget, Outcome, Plan, Result, replicas, roll_out
+from .rollout import BadTarget, ReplicaOutcome, Result, Rollout, replicas, roll_out
 
 
 def trigger_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def trigger(options: argparse.Namespace) -> int:
     if options.batch < 1 or options.max_failures < 0:
         print("reload-middleware trigger: --batch must be at least 1, --max-failures at least 0", file=sys.stderr)
         return 2
-    plan = Plan(
+    rollout = Rollout(
         token=options.token,
         force=options.force,
         admin_path=options.admin_path,
@@ -88,13 +88,13 @@ def trigger(options: argparse.Namespace) -> int:
         elif not options.json:
             print(_summary_line(result), flush=True)
 
-    results = roll_out(targets, plan, report)
+    results = roll_out(targets, rollout, report)
     code = _exit_code(results)
     if options.json:
         print(json.dumps({"exit_code": code, "replicas": [result.as_dict() for result in results]}, indent=2))
     elif not single:
         for result in results:
-            if result.outcome is Outcome.SKIPPED:
+            if result.outcome is ReplicaOutcome.SKIPPED:
                 print(_summary_line(result))
         done = sum(result.outcome.ok for result in results)
         print(f"{done} of {len(results)} replica(s) reloaded" + ("" if code == 0 else "; the roll-out stopped"))
@@ -114,4 +114,4 @@ def _exit_code(results: list[Result]) -> int:
     """2 if a replica refused or could not be reached, else 1 if one failed, else 0."""
     if any(result.outcome.unreached for result in results):
         return 2
-    return 0 if all(result.outcome.ok or result.outcome is Outcome.SKIPPED for result in results) else 1
+    return 0 if all(result.outcome.ok or result.outcome is ReplicaOutcome.SKIPPED for result in results) else 1
