@@ -1,7 +1,9 @@
-"""The admin endpoint's pages for people: the status page and, when a token is required, its login.
+"""The admin endpoint's pages for people: the status page, the error page shown while the latest
+reload is failing, and the login page a browser without the credential gets.
 
-Plain server-rendered HTML. The reload button is a form: without a token it posts as any form does;
-with one, a few lines of script send the token kept in the tab's session storage with each request.
+Plain server-rendered HTML. The reload buttons are forms; a few lines of script send the credential
+(a token typed in, or the local credential taken from the fragment of the link the server logged)
+with each of them, from the tab's session storage.
 """
 
 from __future__ import annotations
