@@ -6,7 +6,8 @@ import sys
 
 from harness import AppTree
 
-from reload_middleware._engine.graph import ModuleGraph, scan_imports
+from reload_middleware._engine.graph import ModuleGraph
+from reload_middleware._engine.imports import scan_imports
 
 
 def test_scan_reads_every_import_form() -> None:

@@ -1,129 +1,15 @@
+"""The watcher thread: it restarts after a failure, sleeps while idle, and follows new directories."""
+
 from __future__ import annotations
 
-import os
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
-import watchfiles
 from harness import wait_until
 
+from reload_middleware._watch import SourceFilter, Watcher
 from reload_middleware._watch.inotify import available as inotify_available
-from reload_middleware._watch.watcher import ChangeDetector, SourceFilter, Watcher
-
-
-def _detector(*paths: Path) -> ChangeDetector:
-    detector = ChangeDetector()
-    detector.track(str(path) for path in paths)
-    return detector
-
-
-def test_touch_without_change_is_absorbed(tmp_path: Path) -> None:
-    path = tmp_path / "mod.py"
-    path.write_text("X = 1\n")
-    detector = _detector(path)
-    os.utime(path, ns=(0, 10**18))
-    detector.notice([str(path)])
-    assert detector.dirty
-    assert detector.take_changes() == {}
-    assert not detector.dirty
-    detector.notice([str(path)])
-    assert detector.take_changes() == {}  # the new mtime was remembered: no hashing again
-
-
-def test_content_change_stays_pending_until_committed(tmp_path: Path) -> None:
-    path = tmp_path / "mod.py"
-    path.write_text("X = 1\n")
-    detector = _detector(path)
-    path.write_text("X = 2\n")
-    detector.notice([str(path)])
-    first = detector.take_changes()
-    assert list(first) == [str(path)]
-    # A failed reload commits nothing: the next check (say, after another file is fixed) retries it.
-    detector.abort()
-    assert list(detector.take_changes()) == [str(path)]
-    detector.commit(first)
-    detector.notice([str(path)])
-    assert detector.take_changes() == {}
-
-
-def test_reverting_to_the_loaded_content_is_no_change(tmp_path: Path) -> None:
-    path = tmp_path / "mod.py"
-    path.write_text("X = 1\n")
-    detector = _detector(path)
-    path.write_text("X = 2\n")
-    path.write_text("X = 1\n")
-    detector.notice([str(path)])
-    assert detector.take_changes() == {}
-
-
-def test_deletion_is_a_change_and_untracked_files_are_not(tmp_path: Path) -> None:
-    path = tmp_path / "mod.py"
-    path.write_text("X = 1\n")
-    other = tmp_path / "new.py"
-    other.write_text("")
-    detector = _detector(path)
-    path.unlink()
-    detector.notice([str(path), str(other)])
-    assert detector.take_changes() == {str(path): None}
-
-
-def test_sweep_notices_by_stat_alone(tmp_path: Path) -> None:
-    paths = [tmp_path / f"m{i}.py" for i in range(3)]
-    for path in paths:
-        path.write_text("X = 1\n")
-    detector = _detector(*paths)
-    detector.sweep()
-    assert not detector.dirty
-    paths[1].write_text("X = 22\n")
-    detector.sweep()
-    assert detector.dirty
-    assert list(detector.take_changes()) == [str(paths[1])]
-
-
-def test_filter_covers_sources_below_the_roots_minus_exclusions(tmp_path: Path) -> None:
-    source_filter = SourceFilter([tmp_path], ["*_test.py", "*/migrations/*"])
-    root = str(tmp_path)
-    assert source_filter.covers(f"{root}/app/main.py")
-    assert not source_filter.covers(f"{root}/app/main_test.py")
-    assert not source_filter.covers(f"{root}/app/migrations/0001.py")
-    assert not source_filter.covers(f"{root}/app/__pycache__/main.cpython-311.py")
-    assert not source_filter.covers("/elsewhere/main.py")
-    assert source_filter(watchfiles.Change.modified, f"{root}/ext.so")
-    assert not source_filter(watchfiles.Change.modified, f"{root}/notes.txt")
-
-
-def test_filter_never_covers_installed_code() -> None:
-    site_packages = sysconfig.get_paths()["purelib"]
-    source_filter = SourceFilter([Path("/")], [])
-    assert not source_filter.covers(os.path.join(site_packages, "starlette", "applications.py"))
-    assert not source_filter.covers(os.__file__)
-
-
-def test_a_save_during_a_reload_stays_pending_after_that_reload(tmp_path: Path) -> None:
-    path = tmp_path / "mod.py"
-    path.write_text("X = 1\n")
-    detector = _detector(path)
-    path.write_text("X = 2\n")
-    detector.notice([str(path)])
-    taken = detector.take_changes()
-    path.write_text("X = 33\n")  # saved while the reload that took X = 2 imports
-    detector.notice([str(path)])
-    detector.commit(taken)
-    assert detector.dirty
-    assert list(detector.take_changes()) == [str(path)]
-
-
-def test_a_deferred_change_stays_pending_without_asking_for_a_reload(tmp_path: Path) -> None:
-    path = tmp_path / "mod.py"
-    path.write_text("X = 1\n")
-    detector = _detector(path)
-    path.write_text("X = 2\n")
-    detector.notice([str(path)])
-    detector.defer(detector.take_changes())
-    assert not detector.dirty
-    assert detector.pending() == {str(path)}
 
 
 def test_a_watcher_whose_callback_fails_restarts_and_keeps_delivering(tmp_path: Path) -> None:
@@ -147,18 +33,6 @@ def test_a_watcher_whose_callback_fails_restarts_and_keeps_delivering(tmp_path: 
         wait_until(lambda: any(p and str(tmp_path / "b.py") in p for p in seen))
     finally:
         watcher.stop()
-
-
-def test_a_project_root_leaves_out_hidden_directories_virtualenvs_and_node_modules(tmp_path: Path) -> None:
-    covers = SourceFilter([tmp_path], []).covers
-    assert covers(str(tmp_path / "mysite" / "settings.py"))
-    assert covers(str(tmp_path / "polls" / "views.py"))
-    assert covers(str(tmp_path / "manage.py"))
-    assert not covers(str(tmp_path / ".venv" / "lib" / "python3.11" / "site-packages" / "x.py"))
-    assert not covers(str(tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "django" / "urls.py"))
-    assert not covers(str(tmp_path / ".git" / "hooks" / "x.py"))
-    assert not covers(str(tmp_path / ".cache" / "x.py"))
-    assert not covers(str(tmp_path / "frontend" / "node_modules" / "x.py"))
 
 
 def _switches(thread_id: int | None) -> int:

@@ -11,62 +11,17 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from types import FunctionType, ModuleType
+from types import ModuleType
 
 from .._files import EXTENSION_SUFFIXES, SOURCE_SUFFIXES, environment_dirs
+from .imports import ImportReader, TrackedModule
 
-# `import a.b as c, d` and `from .x import (y, z)`: statement starts only, anywhere at the start of
-# a line; an import inside a function is read too, which widens a group at worst.
-_IMPORT_RE = re.compile(
-    r"^[ \t]*(?:from[ \t]+(?P<base>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]*)"
-    r"|import[ \t]+(?P<modules>[^\n#;]+))",
-    re.MULTILINE,
-)
-_NAME_RE = re.compile(r"[A-Za-z_][\w.]*")
 _INSTALLED = environment_dirs(as_given=True)
 # Resolved module paths, shared by every graph of the process (a test suite builds hundreds):
 # emptied when a sweep finds a symlink switched.
 _REALPATHS: dict[str, str] = {}
-
-
-@dataclass(frozen=True)
-class TrackedModule:
-    name: str
-    path: str
-    is_package: bool
-    is_extension: bool
-    reloadable: bool
-
-
-def scan_imports(source: str, module: str, is_package: bool) -> set[str]:
-    """Absolute names of every module and ``from`` target that ``source`` may import."""
-    package = module if is_package else module.rpartition(".")[0]
-    found: set[str] = set()
-    for match in _IMPORT_RE.finditer(source):
-        if match["modules"] is not None:
-            for clause in match["modules"].split(","):
-                name = clause.split(" as ")[0].strip().rstrip("\\").strip()
-                if _NAME_RE.fullmatch(name):
-                    found.add(name)
-            continue
-        base = match["base"]
-        try:
-            target = importlib.util.resolve_name(base, package) if base.startswith(".") else base
-        except (ImportError, ValueError):
-            continue
-        if not target:
-            continue
-        found.add(target)
-        names = re.sub(r"#[^\n]*", "", match["names"]).strip("()")
-        for clause in names.split(","):
-            words = clause.split()
-            if words and words[0].isidentifier():
-                found.add(f"{target}.{words[0]}")
-    return found
 
 
 _CODE_SUFFIXES = (*SOURCE_SUFFIXES, *EXTENSION_SUFFIXES, *importlib.machinery.BYTECODE_SUFFIXES)
@@ -87,14 +42,11 @@ class ModuleGraph:
     """
 
     def __init__(self, covers: Callable[[str], bool], protected: Callable[[str], bool]) -> None:
-        self._covers = covers
+        self._paths = _WatchedPaths(covers)
         self._protected = protected
         self.modules: dict[str, TrackedModule] = {}
         self._by_path: dict[str, list[str]] = {}
-        # Scanning sources is the costly part: cache it per file content, as its stat tells it
-        # (name -> (mtime, ctime, size, inode), imports): a reload re-executes the importers of
-        # an edited module, but their sources did not change.
-        self._scan_cache: dict[str, tuple[tuple[int, int, int, int], set[str]]] = {}
+        self._reader = ImportReader()
         # Imports seen as they happened (importer -> imported), by name too (a plugin loader).
         self._observed: dict[str, set[str]] = {}
         # What each tracked module imports, read from the module object ``_objects`` names, and
@@ -105,7 +57,6 @@ class ModuleGraph:
         self._seen: set[str] = set()  # every name of sys.modules at the last look, tracked or not
         # Files (not modules) read while modules executed, and by which: a config, a data file.
         self._readers: dict[str, set[str]] = {}
-        self._resolved: dict[str, str | None] = {}
 
     def refresh(self) -> list[TrackedModule]:
         """Catch up with ``sys.modules`` (at start, after every reload, before every plan; never
@@ -134,7 +85,7 @@ class ModuleGraph:
     def _track(self, name: str, module: object) -> TrackedModule | None:
         if not isinstance(module, ModuleType) or name == "__main__":
             return None
-        path = self._watched_path(getattr(module, "__file__", None))
+        path = self._paths.resolve(getattr(module, "__file__", None))
         if path is None:
             return None
         is_extension = path.endswith(EXTENSION_SUFFIXES)
@@ -192,19 +143,6 @@ class ModuleGraph:
         else:
             self._edges.pop(importer, None)
 
-    def _watched_path(self, raw: object) -> str | None:
-        """The resolved path of a module file if it is watched. Resolving costs a few ``lstat``
-        calls per file, so it is cached: a thousand installed modules must not slow each reload."""
-        if not isinstance(raw, str):
-            return None
-        if raw not in self._resolved:
-            if raw.startswith(_INSTALLED):  # never watched: no need to resolve it (most modules)
-                self._resolved[raw] = None
-                return None
-            path = _REALPATHS.get(raw) or _REALPATHS.setdefault(raw, os.path.realpath(raw))
-            self._resolved[raw] = path if self._covers(path) else None
-        return self._resolved[raw]
-
     def relocated(self) -> dict[str, tuple[str, str]]:
         """Tracked modules whose file now resolves elsewhere (a symlink on its path was switched),
         with their old and new paths.
@@ -225,8 +163,7 @@ class ModuleGraph:
     def forget_paths(self) -> None:
         """The watched directories changed: every cached resolution is to be made again, and every
         module looked at again by the next ``refresh()``."""
-        self._resolved.clear()
-        _REALPATHS.clear()
+        self._paths.forget()
         self._seen.clear()
         self._objects.clear()
 
@@ -257,7 +194,7 @@ class ModuleGraph:
             readers -= executed
         for module, paths in reads.items():
             for path in paths:
-                watched = self._watched_path(path)
+                watched = self._paths.resolve(path)
                 if watched is not None and not _is_code(watched) and watched not in self._by_path:
                     self._readers.setdefault(watched, set()).add(module)
         self._readers = {path: readers for path, readers in self._readers.items() if readers}
@@ -288,37 +225,30 @@ class ModuleGraph:
                     self._importers.setdefault(imported, set()).add(importer)
 
     def _imports_of(self, name: str) -> set[str]:
-        tracked = self.modules[name]
-        found = set(self._scan(tracked)) | self._observed.get(name, set())
-        module = sys.modules.get(name)
-        if module is not None:
-            submodule_prefix = name + "."
-            for attribute, value in list(vars(module).items()):
-                if isinstance(value, ModuleType):
-                    # The import machinery binds every imported submodule on its package, and
-                    # rebinds it on reload: that binding alone does not make the package an importer.
-                    if value.__name__ != submodule_prefix + attribute:
-                        found.add(value.__name__)
-                elif isinstance(value, (type, FunctionType)):
-                    found.add(value.__module__)
-        return found
+        return self._reader.read(self.modules[name], sys.modules.get(name)) | self._observed.get(name, set())
 
-    def _scan(self, tracked: TrackedModule) -> set[str]:
-        """The imports in a module's source, read again only when the file changed."""
-        if tracked.is_extension:
-            return set()
-        try:
-            stat = os.stat(tracked.path)
-        except OSError:
-            return set()
-        identity = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-        cached = self._scan_cache.get(tracked.name)
-        if cached is not None and cached[0] == identity:
-            return cached[1]
-        try:
-            with open(tracked.path, encoding="utf-8", errors="replace") as file:
-                found = scan_imports(file.read(), tracked.name, tracked.is_package)
-        except OSError:
-            found = set()
-        self._scan_cache[tracked.name] = (identity, found)
-        return found
+
+class _WatchedPaths:
+    """Module files resolved, and whether they are watched. Resolving costs a few ``lstat`` calls
+    per file, so it is cached: a thousand installed modules must not slow each reload."""
+
+    def __init__(self, covers: Callable[[str], bool]) -> None:
+        self._covers = covers
+        self._resolved: dict[str, str | None] = {}
+
+    def resolve(self, raw: object) -> str | None:
+        """The resolved path of a module file if it is watched."""
+        if not isinstance(raw, str):
+            return None
+        if raw not in self._resolved:
+            if raw.startswith(_INSTALLED):  # never watched: no need to resolve it (most modules)
+                self._resolved[raw] = None
+                return None
+            path = _REALPATHS.get(raw) or _REALPATHS.setdefault(raw, os.path.realpath(raw))
+            self._resolved[raw] = path if self._covers(path) else None
+        return self._resolved[raw]
+
+    def forget(self) -> None:
+        """Symlinks may point elsewhere now: resolve everything again."""
+        self._resolved.clear()
+        _REALPATHS.clear()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._config import Config
-from .._engine.builder import import_first
+from .._engine import import_first
 from .._errors import ImportStringError
 from .._importer import load_app, split_import_string
 from .._watch import Watcher

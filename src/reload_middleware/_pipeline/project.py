@@ -18,8 +18,7 @@ from types import ModuleType
 from watchfiles import Change
 
 from .._config import Config
-from .._engine import ImportRecorder, LoadedGroup, ModuleGraph
-from .._engine.planner import group_for
+from .._engine import ImportRecorder, LoadedGroup, ModuleGraph, group_for
 from .._errors import ConfigError, ErrorReport, report_error
 from .._watch import ChangeDetector, Fingerprint, SourceFilter, WatchedDirs, Watcher, fingerprint
 

@@ -10,12 +10,11 @@ referenced.
 from __future__ import annotations
 
 import logging
-import sys
 import time
-import typing
 from types import ModuleType
 from typing import Protocol
 
+from .. import adapters
 from .._config import Config
 from .._handover import run_module_hooks, unregister_exit_callbacks
 from .leaks import LeakTracker
@@ -23,8 +22,6 @@ from .versions import AppVersion, VersionSet
 
 logger = logging.getLogger(__name__)
 
-# Libraries whose module-level functools caches take app objects (endpoints, models) as keys.
-_FRAMEWORKS = ("fastapi", "starlette", "pydantic")
 # When max_versions is reached, how long the oldest version's connections get to close.
 _EVICT_WAIT = 1.0
 _EVICT_POLL = 0.02
@@ -94,17 +91,5 @@ class Retirer:
 
 def retire_modules(version: int, modules: dict[str, ModuleType], leaks: LeakTracker) -> None:
     run_module_hooks(modules.values())
-    clear_framework_caches()
+    adapters.retired()  # caches keyed on its functions (FastAPI's, typing's) let go of them
     leaks.track(version, modules)
-
-
-def clear_framework_caches() -> None:
-    """Empty the ``lru_cache``\\s at module level of the frameworks, and ``typing``'s caches."""
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] not in _FRAMEWORKS or not isinstance(module, ModuleType):
-            continue
-        for value in list(vars(module).values()):
-            if hasattr(value, "cache_info") and callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
-    for cleanup in getattr(typing, "_cleanups", ()):
-        cleanup()

@@ -79,12 +79,7 @@ class _Search:
         seen: dict[int, object] = {}
         parents: dict[int, tuple[int, object]] = {}
         names: dict[int, str] = {}
-        queue: deque[object] = deque()
-        for root, name in roots:
-            if id(root) not in seen:
-                seen[id(root)] = root
-                names[id(root)] = name
-                queue.append(root)
+        queue = _seed(roots, seen, names)
         old, old_namespaces = self._old, self._old_namespaces
         clock, until_look, next_yield = time.perf_counter, _YIELD_CHECK, time.perf_counter() + _YIELD_EVERY_S
         while queue and len(seen) < budget:
@@ -125,39 +120,57 @@ class _Search:
         return str(kind.__module__).split(".")[0] != _OWN_PACKAGE
 
     def _children(self, value: Any) -> Iterator[tuple[object, object]]:
+        """What ``value`` refers to, each with the key it is reached by (or a marker)."""
         kind = type(value)
         if kind is dict:
-            for key, item in list(value.items()):
-                if type(key) is str:
-                    # Dunder entries (a module's spec and loader, pydantic's schemas) are the
-                    # machinery's: of those, only code itself (``__init__``, ``__call__``) is walked.
-                    if key[:2] == "__" and key[-2:] == "__" and not (type(item) is FunctionType or _is_class(item)):
-                        continue
-                else:
-                    yield key, _NO_KEY
-                yield item, key
-        elif kind in (list, tuple, set, frozenset):
-            for item in list(value):
-                yield item, _NO_KEY
-        elif kind is FunctionType:
-            for cell in value.__closure__ or ():
-                try:
-                    yield cell.cell_contents, _NO_KEY
-                except ValueError:  # an empty cell
-                    continue
-            yield value.__defaults__, _NO_KEY
-            yield value.__kwdefaults__, _NO_KEY
-            yield value.__dict__, _NO_KEY
-            if self._is_project(str(value.__globals__.get("__name__", ""))):
-                yield value.__globals__, _NO_KEY
-        elif kind is MethodType:
-            yield value.__func__, _NO_KEY
-            yield value.__self__, _NO_KEY
+            return _entries(value)
+        if kind in _COLLECTIONS:
+            return ((item, _NO_KEY) for item in list(value))
+        if kind is FunctionType:
+            return self._function_parts(value)
+        if kind is MethodType:
+            return iter(((value.__func__, _NO_KEY), (value.__self__, _NO_KEY)))
+        # A class's own dict, an instance's ``__dict__``: the dicts among the referents of an
+        # object that is not a container are its attributes.
+        return ((item, _ATTRIBUTES if type(item) is dict else _NO_KEY) for item in gc.get_referents(value))
+
+    def _function_parts(self, function: Any) -> Iterator[tuple[object, object]]:
+        for cell in function.__closure__ or ():
+            try:
+                yield cell.cell_contents, _NO_KEY
+            except ValueError:  # an empty cell
+                continue
+        yield function.__defaults__, _NO_KEY
+        yield function.__kwdefaults__, _NO_KEY
+        yield function.__dict__, _NO_KEY
+        if self._is_project(str(function.__globals__.get("__name__", ""))):
+            yield function.__globals__, _NO_KEY
+
+
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def _seed(roots: list[tuple[object, str]], seen: dict[int, object], names: dict[int, str]) -> deque[object]:
+    """The walk's first queue: each root once, named."""
+    queue: deque[object] = deque()
+    for root, name in roots:
+        if id(root) not in seen:
+            seen[id(root)] = root
+            names[id(root)] = name
+            queue.append(root)
+    return queue
+
+
+def _entries(mapping: dict[Any, Any]) -> Iterator[tuple[object, object]]:
+    for key, item in list(mapping.items()):
+        if type(key) is str:
+            # Dunder entries (a module's spec and loader, pydantic's schemas) are the
+            # machinery's: of those, only code itself (``__init__``, ``__call__``) is walked.
+            if key[:2] == "__" and key[-2:] == "__" and not (type(item) is FunctionType or _is_class(item)):
+                continue
         else:
-            # A class's own dict, an instance's ``__dict__``: the dicts among the referents of an
-            # object that is not a container are its attributes.
-            for item in gc.get_referents(value):
-                yield item, _ATTRIBUTES if type(item) is dict else _NO_KEY
+            yield key, _NO_KEY
+        yield item, key
 
 
 def _is_class(value: object) -> bool:

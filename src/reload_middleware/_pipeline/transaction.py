@@ -19,8 +19,7 @@ from typing import Any, Protocol
 
 from .. import adapters
 from .._config import Config
-from .._engine import GroupLoad
-from .._engine.builder import build_group
+from .._engine import GroupLoad, build_group
 from .._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired, stale_report
 from .bounded import Stuck, run_bounded
 from .history import History, Laps, ReloadRecord

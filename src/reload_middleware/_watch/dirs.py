@@ -17,7 +17,7 @@ from pathlib import Path
 from .._config import Config
 from .._errors import ConfigError
 from .._files import environment_dirs
-from .watcher import SourceFilter
+from .filters import SourceFilter
 
 logger = logging.getLogger(__name__)
 

@@ -6,16 +6,7 @@ the new ones. Before a group is imported anew, each adapter takes out of its fra
 registries what the group's modules put there, and returns how to put it back if the reload is
 rolled back. An adapter is active only when its framework is imported: nothing is imported here.
 
-Adding one: a module with ``FRAMEWORK`` (the top-level module name) and
-``release(modules) -> Callable[[], None]``, listed in ``_ADAPTERS``. Three more functions are
-optional, for frameworks that import the project's modules themselves: ``companions(group)``
-names modules to re-execute with any group (Django's root URLconf, built from every app), and
-``imported_at_start(group)`` names members the framework imported at its start, which nothing
-imports again by itself (Django's ``models`` and ``admin`` modules): they are imported right after
-the app; ``restart_reasons(changed)`` names changed modules the framework read once at its start
-(Django's settings), which only a restart applies; ``committed()`` empties, once the new modules
-are in ``sys.modules``, the caches a request of the old version may have filled during the build
-(Django's URL resolvers).
+Adding one: a module that follows ``Adapter`` (below), listed in ``_ADAPTERS``.
 """
 
 from __future__ import annotations
@@ -25,11 +16,37 @@ import logging
 import sys
 from collections.abc import Callable, Mapping, Set
 from types import ModuleType
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-_ADAPTERS = ("django", "pluggy", "sqlalchemy")
+_ADAPTERS = ("django", "fastapi", "pluggy", "sqlalchemy")
 Undo = Callable[[], None]
+
+
+class Adapter(Protocol):
+    """What an adapter module provides: ``FRAMEWORK``, the top-level module name that makes it
+    active once imported, and ``release(modules)``, which takes what ``modules`` declared out of
+    the framework's registries and returns what puts it back (for a rollback).
+
+    Optional hooks, each called only if the module defines it:
+
+    - ``companions(group) -> set[str]``: modules to re-execute with any group (Django's root
+      URLconf, built from every app);
+    - ``imported_at_start(group) -> set[str]``: members the framework imported at its start, which
+      nothing imports again by itself (Django's ``models`` and ``admin``): imported right after
+      the app;
+    - ``restart_reasons(changed) -> dict[str, str]``: changed modules the framework read once at
+      its start (Django's settings), which only a restart applies, with the reason;
+    - ``committed()``: the new modules are in ``sys.modules``; empty the caches a request of the old
+      version may have filled during the build (Django's URL resolvers);
+    - ``retired()``: a version's modules retired; empty the caches keyed on its functions
+      (FastAPI's, ``typing``'s), which would hold it alive.
+    """
+
+    FRAMEWORK: str
+
+    def release(self, modules: Mapping[str, ModuleType]) -> Undo: ...
 
 
 def _active() -> list[ModuleType]:
@@ -61,6 +78,13 @@ def committed() -> None:
     for adapter in _active():
         if hasattr(adapter, "committed"):
             adapter.committed()
+
+
+def retired() -> None:
+    """A version's modules retired: caches keyed on its functions let go of them."""
+    for adapter in _active():
+        if hasattr(adapter, "retired"):
+            adapter.retired()
 
 
 def release(modules: Mapping[str, ModuleType]) -> Undo:

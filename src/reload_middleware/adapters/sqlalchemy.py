@@ -20,10 +20,31 @@ FRAMEWORK = "sqlalchemy"
 
 
 def release(modules: Mapping[str, ModuleType]) -> Callable[[], None]:
-    from sqlalchemy import MetaData, Table
-    from sqlalchemy.orm import clsregistry, mapperlib
+    from sqlalchemy import MetaData
 
-    released_classes: list[tuple[Any, Any]] = []  # (registry, manager)
+    released_classes, tables = _declared(modules)
+    metadatas: dict[int, MetaData] = {id(table.metadata): table.metadata for table in tables}
+    snapshots = {key: _snapshot(metadata) for key, metadata in metadatas.items()}
+    for registry, manager in released_classes:
+        _remove_class(registry, manager)
+    for table in tables:
+        table.metadata.remove(table)
+
+    def undo() -> None:
+        _put_back(released_classes, modules)
+        for key, metadata in metadatas.items():
+            _restore(metadata, snapshots[key])
+
+    return undo
+
+
+def _declared(modules: Mapping[str, ModuleType]) -> tuple[list[tuple[Any, Any]], list[Any]]:
+    """The mapped classes ``modules`` declared, as (registry, class manager), and their tables
+    (those of the classes, and the ``Table`` objects at module level)."""
+    from sqlalchemy import Table
+    from sqlalchemy.orm import mapperlib
+
+    released_classes: list[tuple[Any, Any]] = []
     tables: list[Any] = [
         value for module in modules.values() for value in vars(module).values() if isinstance(value, Table)
     ]
@@ -34,30 +55,29 @@ def release(modules: Mapping[str, ModuleType]) -> Callable[[], None]:
                 table = getattr(manager.class_, "__table__", None)
                 if isinstance(table, Table):
                     tables.append(table)
-    metadatas: dict[int, MetaData] = {id(table.metadata): table.metadata for table in tables}
-    snapshots = {key: _snapshot(metadata) for key, metadata in metadatas.items()}
+    return released_classes, tables
 
+
+def _remove_class(registry: Any, manager: Any) -> None:
+    from sqlalchemy.orm import clsregistry
+
+    clsregistry._remove_class(manager.class_.__name__, manager.class_, registry._class_registry)
+    registry._managers.pop(manager, None)
+
+
+def _put_back(released_classes: list[tuple[Any, Any]], modules: Mapping[str, ModuleType]) -> None:
+    """A rollback: what the discarded build declared goes, the released classes come back."""
+    from sqlalchemy.orm import clsregistry
+
+    registries = {id(registry): registry for registry, _ in released_classes}
+    old = {manager for _, manager in released_classes}
+    for registry in registries.values():
+        for manager in list(registry._managers):
+            if manager not in old and manager.class_.__module__ in modules:
+                _remove_class(registry, manager)
     for registry, manager in released_classes:
-        clsregistry._remove_class(manager.class_.__name__, manager.class_, registry._class_registry)
-        registry._managers.pop(manager, None)
-    for table in tables:
-        table.metadata.remove(table)
-
-    def undo() -> None:
-        registries = {id(registry): registry for registry, _ in released_classes}
-        old = {manager for _, manager in released_classes}
-        for registry in registries.values():  # what the discarded build declared goes
-            for manager in list(registry._managers):
-                if manager not in old and manager.class_.__module__ in modules:
-                    clsregistry._remove_class(manager.class_.__name__, manager.class_, registry._class_registry)
-                    registry._managers.pop(manager, None)
-        for registry, manager in released_classes:
-            clsregistry._add_class(manager.class_.__name__, manager.class_, registry._class_registry)
-            registry._managers[manager] = True
-        for key, metadata in metadatas.items():
-            _restore(metadata, snapshots[key])
-
-    return undo
+        clsregistry._add_class(manager.class_.__name__, manager.class_, registry._class_registry)
+        registry._managers[manager] = True
 
 
 def _snapshot(metadata: Any) -> tuple[dict[str, Any], dict[Any, list[Any]], set[str]]:
