@@ -1,0 +1,101 @@
+"""Reload attempts and the gate, in-process: merged while queued, run one at a time, and the
+requests held back released at the swap or after their own time limit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from reload_middleware._errors import Outcome
+from reload_middleware._pipeline.queue import AttemptQueue, Closed
+
+
+def test_attempts_asked_for_while_one_is_queued_are_merged_and_widen_it() -> None:
+    queue = AttemptQueue(gated=True)
+    first = queue.put(sweep=True)
+    second = queue.put(force=True)
+    assert second is first
+    assert (first.force, first.sweep) == (True, True)
+
+
+def test_only_a_gated_queue_holds_requests_back() -> None:
+    gated, manual = AttemptQueue(gated=True), AttemptQueue(gated=False)
+    attempt = gated.put()
+    manual.put()
+    assert gated.gate is attempt
+    assert manual.gate is None
+
+
+def test_taking_an_attempt_makes_it_the_running_one_and_empties_the_queue() -> None:
+    queue = AttemptQueue(gated=True)
+    attempt = queue.put()
+    with queue.condition:
+        assert queue.take() is attempt
+        assert queue.take() is None
+    assert queue.running is attempt
+    assert queue.put() is not attempt  # a new request while it runs is a new attempt
+
+
+def test_opening_the_gate_passes_it_to_the_next_queued_attempt() -> None:
+    queue = AttemptQueue(gated=True)
+    running = queue.put()
+    with queue.condition:
+        queue.take()
+    queued = queue.put()
+    queue.open_gate(running)
+    assert queue.gate is queued
+    with queue.condition:
+        queue.take()
+    queue.open_gate(queued)  # nothing queued behind it
+    assert queue.gate is None
+
+
+def test_a_held_request_goes_at_the_release() -> None:
+    queue = AttemptQueue(gated=True)
+    attempt = queue.put()
+    went = threading.Event()
+
+    def request() -> None:
+        attempt.hold(timeout=10)
+        went.set()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    try:
+        assert not went.wait(0.05)
+        queue.open_gate(attempt)
+        assert went.wait(5)
+    finally:
+        attempt.release()
+        thread.join(5)
+    assert attempt.waiting == 0
+
+
+def test_a_held_request_goes_after_its_own_time_limit_without_a_release() -> None:
+    attempt = AttemptQueue(gated=True).put()
+    attempt.hold(timeout=0.01)
+    assert attempt.waiting == 0
+    assert attempt.wait(timeout=0.01) is None  # no outcome yet
+
+
+def test_a_finished_attempt_hands_its_outcome_to_whoever_waits() -> None:
+    queue = AttemptQueue(gated=True)
+    attempt = queue.put()
+    with queue.condition:
+        queue.take()
+    outcome = Outcome(True, 2, ("pkg.leaf",), 12.5)
+    queue.done(attempt, outcome)
+    assert attempt.wait(timeout=1) is outcome
+    assert queue.running is None
+    assert queue.gate is None
+
+
+def test_a_closed_queue_ends_its_worker_and_a_reopened_one_does_not() -> None:
+    queue = AttemptQueue(gated=False)
+    queue.close()
+    with queue.condition, pytest.raises(Closed):
+        queue.take()
+    queue.reopen()
+    with queue.condition:
+        assert queue.take() is None
