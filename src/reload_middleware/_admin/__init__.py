@@ -7,5 +7,6 @@ from __future__ import annotations
 from . import live
 from .access import REASONS, AdminRequest, AdminResponse
 from .endpoint import AdminEndpoint
+from .live import LiveRefresh
 
-__all__ = ["REASONS", "AdminEndpoint", "AdminRequest", "AdminResponse", "live"]
+__all__ = ["REASONS", "AdminEndpoint", "AdminRequest", "AdminResponse", "LiveRefresh", "live"]

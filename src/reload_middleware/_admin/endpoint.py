@@ -24,15 +24,14 @@ logger = logging.getLogger(__name__)
 class AdminEndpoint:
     """Decides who may use the endpoint, runs what it asks for, and renders the answers."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, live: LiveRefresh | None = None) -> None:
         config = pipeline.config
         self._pipeline = pipeline
         self._path = config.admin_path or ""
         self._credential = None if config.token else local_credential()
         self._access = AccessRules(config.token, self._path, self._credential)
         self._version_header = config.version_header
-        # Live refresh's paths and script tag (``None`` when it is off), for both middlewares too.
-        self.live = LiveRefresh(self._path) if config.live_refresh and self._path else None
+        self._live = live  # live refresh, when it is on: the error page reloads itself once fixed
         self._base_url = (config.url or "").rstrip("/")
 
     def announce(self) -> None:
@@ -93,8 +92,8 @@ class AdminEndpoint:
         full = self._access.carries_credential(request, cookie=True)
         if request.wants_html():
             page = error_page(report.as_dict(), self._path, full=full).encode()
-            if self.live is not None:  # the page reloads itself once the error is fixed
-                page += self.live.tag(self._pipeline.versions.current.number)
+            if self._live is not None:  # the page reloads itself once the error is fixed
+                page += self._live.tag(self._pipeline.versions.current.number)
             return AdminResponse(500, page, "text/html")
         summary = report.as_dict() if full else {"type": report.type, "message": "details on the admin endpoint"}
         return ("x-reload-error", error_summary(summary))

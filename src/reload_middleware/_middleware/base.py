@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from .._admin import AdminEndpoint, live
+from .._admin import AdminEndpoint, LiveRefresh, live
 from .._config import Config, Options, Unpack, is_enabled
 from .._importer import caller_module, import_string_for, load_app
 from .._pipeline import LoadedApp, Pipeline, Runtime, load
@@ -45,10 +45,11 @@ class Wrapping(Generic[AppT]):
         self._pipeline = pipeline = Pipeline(
             loaded, self._runtime(), lambda number: header(name, number) if name else None
         )
-        self._admin = AdminEndpoint(pipeline)
+        # Live refresh lives under the admin path (its access rules): off without one.
+        self._live = LiveRefresh(config.admin_path) if config.live_refresh and config.admin_path else None
+        self._admin = AdminEndpoint(pipeline, self._live)
         pipeline.on_start(self._admin.announce)
         self._admin_path = config.admin_path
-        self._live = self._admin.live
         self._own_paths = frozenset(
             [
                 *([config.admin_path] if config.admin_path else []),

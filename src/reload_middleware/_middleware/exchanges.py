@@ -1,8 +1,8 @@
 """ASGI requests as visits of a version: an HTTP exchange and a websocket, each counting itself on
 the version it started on (``Visit``) and adding the version header to its response.
 
-These are on the per-request path: flags are set as attributes, and an HTTP request costs three
-calls of ours (its constructor, its sends) beyond the middleware's own.
+These are on the per-request path: flags are set as attributes, and an HTTP request costs five
+calls of ours beyond the middleware's own (two to count it, one per send, one at its end).
 """
 
 from __future__ import annotations

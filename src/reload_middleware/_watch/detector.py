@@ -2,8 +2,8 @@
 
 The watcher thread hands over *candidate* paths; a reload (or a ``POST`` on the admin endpoint)
 compares them against the fingerprints of what was loaded: content, not timestamps, so a save that
-changes nothing (a touch, an editor's backup dance) reloads nothing. The request path only reads
-``ChangeDetector.dirty``: it never stats a file.
+changes nothing (a touch, an editor's backup dance) reloads nothing. Requests never look at it (they
+read the pipeline's gate): no request stats a file.
 """
 
 from __future__ import annotations
