@@ -12,10 +12,9 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .._admin import AdminRequest, AdminResponse, live
-from .._config import docstring_args
 from .._pipeline import AppVersion
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from .base import Wrapping
+from .base import ARGUMENTS, Wrapping
 from .exchanges import HttpExchange, WebsocketExchange
 from .runtime import AsgiRuntime
 
@@ -27,12 +26,7 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
     Every option but ``enabled``, ``factory`` and ``environ`` can also come from its
     ``RELOAD_MIDDLEWARE_*`` environment variable; an explicit option wins.
 
-    Args:
-        app: ``"module:attribute"`` (preferred), or the app object, whose defining module is looked up.
-        enabled: overrides ``RELOAD_MIDDLEWARE``; when off, this is a pure pass-through.
-        factory: the import string names a callable that returns the app.
-        environ: the environment to read, ``os.environ`` by default.
-{docstring_args()}
+{ARGUMENTS}
     """
 
     def _runtime(self) -> AsgiRuntime:

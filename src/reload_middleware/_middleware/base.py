@@ -12,11 +12,20 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from .._admin import AdminEndpoint, LiveRefresh, live
-from .._config import Config, Options, Unpack, is_enabled
+from .._config import Config, Options, Unpack, docstring_args, is_enabled
 from .._importer import caller_module, import_string_for, load_app
 from .._pipeline import LoadedApp, Pipeline, Runtime, load
 
 AppT = TypeVar("AppT")
+
+# The middlewares' ``Args:`` (Google style): the constructor's own, then every option, from its
+# one declaration.
+ARGUMENTS = f"""    Args:
+        app: ``"module:attribute"`` (preferred), or the app object, whose defining module is looked up.
+        enabled: overrides ``RELOAD_MIDDLEWARE``; when off, this is a pure pass-through.
+        factory: the import string names a callable that returns the app.
+        environ: the environment to read, ``os.environ`` by default.
+{docstring_args()}"""
 
 
 class Wrapping(Generic[AppT]):

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._admin import REASONS, AdminRequest, AdminResponse, live
-from .._config import docstring_args
 from .._pipeline import AppVersion, Visit
 from .._types import Environ, StartResponse, WSGIApp
-from .base import Wrapping
+from .base import ARGUMENTS, Wrapping
 
 
 class WSGIReloadMiddleware(Wrapping[WSGIApp]):
@@ -23,12 +22,7 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
     whenever its source changes. The options are ``ReloadMiddleware``'s; lifespan ones
     (``startup_timeout``) and ``warmup`` do not apply.
 
-    Args:
-        app: ``"module:attribute"`` (preferred), or the app object, whose defining module is looked up.
-        enabled: overrides ``RELOAD_MIDDLEWARE``; when off, this is a pure pass-through.
-        factory: the import string names a callable that returns the app.
-        environ: the environment to read, ``os.environ`` by default.
-{docstring_args()}
+{ARGUMENTS}
     """
 
     def _runtime(self) -> _NoLifespan:
