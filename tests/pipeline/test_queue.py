@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
+from harness import wait_until
 
 from reload_middleware._errors import Outcome
-from reload_middleware._pipeline.queue import AttemptQueue, Closed
+from reload_middleware._pipeline.queue import Attempt, AttemptQueue, Closed
 
 
 def test_attempts_asked_for_while_one_is_queued_are_merged_and_widen_it() -> None:
@@ -51,10 +52,8 @@ def test_opening_the_gate_passes_it_to_the_next_queued_attempt() -> None:
     assert queue.gate is None
 
 
-def test_a_held_request_goes_at_the_release() -> None:
-    queue = AttemptQueue(gated=True)
-    attempt = queue.put()
-    went = threading.Event()
+def held_request(attempt: Attempt, went: threading.Event) -> threading.Thread:
+    """A request thread held back by ``attempt``; ``went`` is set once it goes on."""
 
     def request() -> None:
         attempt.hold(timeout=10)
@@ -62,19 +61,47 @@ def test_a_held_request_goes_at_the_release() -> None:
 
     thread = threading.Thread(target=request)
     thread.start()
+    wait_until(lambda: attempt.waiting == 1, timeout=5, interval=0.001)
+    return thread
+
+
+def test_a_held_request_is_counted_and_goes_when_the_gate_opens() -> None:
+    queue = AttemptQueue(gated=True)
+    attempt = queue.put()
+    went = threading.Event()
+    thread = held_request(attempt, went)
     try:
-        assert not went.wait(0.05)
+        assert not went.is_set()
         queue.open_gate(attempt)
         assert went.wait(5)
     finally:
         attempt.release()
         thread.join(5)
+    assert not thread.is_alive()
     assert attempt.waiting == 0
+    assert attempt.wait(timeout=0) is None  # released at the swap, not finished yet
+
+
+def test_a_failed_attempt_releases_the_requests_it_held_back() -> None:
+    queue = AttemptQueue(gated=True)
+    attempt = queue.put()
+    with queue.condition:
+        queue.take()
+    went = threading.Event()
+    thread = held_request(attempt, went)
+    try:
+        queue.done(attempt, Outcome(False, 1))
+        assert went.wait(5)
+    finally:
+        attempt.release()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert queue.gate is None
 
 
 def test_a_held_request_goes_after_its_own_time_limit_without_a_release() -> None:
     attempt = AttemptQueue(gated=True).put()
-    attempt.hold(timeout=0.01)
+    attempt.hold(timeout=0.05)
     assert attempt.waiting == 0
     assert attempt.wait(timeout=0.01) is None  # no outcome yet
 

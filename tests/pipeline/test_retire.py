@@ -4,18 +4,21 @@ oldest one at ``max_versions``."""
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
+import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from visits import LongLived
 
 from reload_middleware._config import Config
-from reload_middleware._pipeline.leaks import LeakTracker
+from reload_middleware._pipeline.leaks import SENTINEL_NAME, LeakTracker
 from reload_middleware._pipeline.retire import Retirer
-from reload_middleware._pipeline.versions import AppVersion, Phase, VersionSet, Visit
+from reload_middleware._pipeline.versions import AppVersion, Phase, VersionSet
 
 
 class _Runtime:
@@ -31,24 +34,16 @@ class _Runtime:
             raise RuntimeError("lifespan shutdown failed")
 
 
-class _Stream(Visit):
-    __slots__ = ("closed",)
-
-    def __init__(self, serving: AppVersion) -> None:
-        self.closed = False
-        super().__init__(serving, streaming=True)
-        self.long_lived = True
-
-    def close(self) -> None:
-        self.closed = True
-        self.end()
-
-
 @pytest.fixture
 def leaks() -> Iterator[LeakTracker]:
+    before = set(threading.enumerate())
     tracker = LeakTracker(delay=60)  # the leak check itself is not under test here
     yield tracker
     tracker.close()
+    started = [thread for thread in threading.enumerate() if thread not in before]  # its checker thread
+    for thread in started:
+        thread.join(5)
+    assert [thread.name for thread in started if thread.is_alive()] == []
 
 
 def module_with_hook(name: str, calls: list[str]) -> types.ModuleType:
@@ -76,29 +71,79 @@ def test_an_idle_draining_version_retires_and_its_hooks_run(leaks: LeakTracker) 
     assert calls == ["pkg.leaf"]
     assert first.phase is Phase.RETIRED
     assert first.app is None  # the old module graph can go
+    assert versions.live == [versions.current]
 
 
-def test_a_busy_version_retires_at_retire_timeout_with_its_connections_closed(leaks: LeakTracker) -> None:
-    versions, first, _, calls = swapped(retire_timeout=0.05)
-    stream = _Stream(first)
-    retirer = Retirer(versions, _Runtime(), leaks, Config(retire_timeout=0.05))
+def test_a_retired_version_hands_its_modules_to_the_leak_tracker_and_forgets_them(leaks: LeakTracker) -> None:
+    versions, first, _, _ = swapped()
+    module = first.replaced["pkg.leaf"]
+    Retirer(versions, _Runtime(), leaks, Config()).retire_ready()
+    assert SENTINEL_NAME in vars(module)  # watched from now on: a leak would be reported
+    assert first.replaced == {}
+
+
+def test_a_retired_version_unregisters_the_exit_callbacks_its_build_registered(
+    leaks: LeakTracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versions, first, _, _ = swapped()
+
+    def callback() -> None:  # it would hold version 1 alive until the process exits
+        pass
+
+    unregistered: list[Callable[..., object]] = []
+    unregister = atexit.unregister
+
+    def recording(function: Callable[..., object]) -> None:
+        unregistered.append(function)
+        unregister(function)
+
+    monkeypatch.setattr(atexit, "unregister", recording)
+    atexit.register(callback)
+    first.exit_callbacks = [callback]
+    try:
+        Retirer(versions, _Runtime(), leaks, Config()).retire_ready()
+    finally:
+        unregister(callback)
+    assert unregistered == [callback]
+    assert first.exit_callbacks == []
+
+
+def test_a_busy_version_waits_for_retire_timeout_then_its_connections_are_closed(
+    leaks: LeakTracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    versions, first, _, calls = swapped(retire_timeout=60)
+    stream = LongLived(first)
+    runtime = _Runtime()
+    retirer = Retirer(versions, runtime, leaks, Config(retire_timeout=60))
     retirer.retire_ready()
-    assert versions.draining() == [first]  # still busy
-    assert calls == []
-    time.sleep(0.06)
-    retirer.retire_ready()
+    assert versions.draining() == [first]  # still busy, and its time is not up
+    assert (calls, runtime.stopped, stream.closed) == ([], [], False)
+    first.retire_by = time.monotonic()  # its time is up
+    with caplog.at_level(logging.WARNING):
+        retirer.retire_ready()
     assert stream.closed
     assert first.phase is Phase.RETIRED
+    assert (calls, runtime.stopped) == (["pkg.leaf"], [1])
+    assert "version 1 still has 1 connection(s)" in caplog.text
 
 
 def test_at_max_versions_the_oldest_draining_version_goes(leaks: LeakTracker) -> None:
     versions, first, second, _ = swapped()
-    stream = _Stream(first)  # a websocket that would hold version 1 for retire_timeout
+    stream = LongLived(first)  # a websocket that would hold version 1 for retire_timeout
     retirer = Retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=2))
     retirer.make_room()
     assert stream.closed
     assert first.phase is Phase.RETIRED
     assert versions.live == [second]
+
+
+def test_below_max_versions_making_room_retires_nothing(leaks: LeakTracker) -> None:
+    versions, first, second, calls = swapped()
+    stream = LongLived(first)
+    Retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=3)).make_room()
+    assert not stream.closed
+    assert versions.live == [first, second]
+    assert calls == []
 
 
 def test_a_failing_lifespan_shutdown_is_logged_and_the_version_retires_all_the_same(

@@ -4,25 +4,16 @@ only what the server computes holds a swap back, and long-lived connections can 
 from __future__ import annotations
 
 import threading
+import time
 import types
+
+from visits import LongLived
 
 from reload_middleware._pipeline.versions import AppVersion, Phase, VersionSet, Visit
 
 
 def version(number: int = 1) -> AppVersion:
     return AppVersion(number, app=object(), header=None)
-
-
-class _Stream(Visit):
-    __slots__ = ("closed",)
-
-    def __init__(self, serving: AppVersion) -> None:
-        self.closed = False
-        super().__init__(serving, streaming=True)
-        self.long_lived = True
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def test_a_visit_is_in_flight_and_computing_until_it_ends() -> None:
@@ -67,33 +58,48 @@ def test_waiting_for_an_empty_version_ends_when_its_last_request_ends() -> None:
 
 def test_closing_connections_closes_only_the_long_lived_ones() -> None:
     serving = version()
-    streams = [_Stream(serving), _Stream(serving)]
+    streams = [LongLived(serving), LongLived(serving)]
+    short = LongLived(serving)
+    short.long_lived = False  # a response sent in one piece: it ends by itself
     Visit(serving)  # an ordinary request: nothing to close
     assert serving.long_lived == 2
     assert serving.close_connections() == 2
     assert all(stream.closed for stream in streams)
+    assert not short.closed
+    assert serving.in_flight == 2
+
+
+def test_a_version_without_long_lived_connections_closes_none() -> None:
+    serving = version()
+    Visit(serving)
+    assert serving.close_connections() == 0
 
 
 def test_a_swap_makes_the_new_version_serve_and_the_old_one_drain() -> None:
     first, second = version(1), version(2)
     versions = VersionSet(first)
     replaced = {"pkg.leaf": types.ModuleType("pkg.leaf")}
+    before = time.monotonic()
     old = versions.swap(second, replaced, retire_timeout=60)
     assert old is first
     assert versions.current is second
     assert (first.phase, second.phase) == (Phase.DRAINING, Phase.SERVING)
     assert first.replaced == replaced
     assert first.retire_by is not None
+    assert first.retire_by >= before + 60
     assert versions.draining() == [first]
+    assert [state["state"] for state in versions.describe()] == ["draining", "serving"]
     versions.remove(first)
     assert first.phase is Phase.RETIRED
+    assert versions.live == [second]
+    versions.remove(first)  # retiring twice changes nothing
     assert versions.live == [second]
 
 
 def test_a_version_describes_its_requests() -> None:
     serving = version(3)
     Visit(serving)
-    _Stream(serving)
+    LongLived(serving)
     assert VersionSet(serving).describe() == [
         {"number": 3, "state": "serving", "in_flight": 2, "computing": 1, "long_lived": 1}
     ]
