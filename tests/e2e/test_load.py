@@ -46,6 +46,8 @@ def test_no_request_fails_or_sees_a_mix_of_versions_during_reloads(tree: AppTree
     for thread in threads:
         thread.start()
     try:
+        # Every client is served by version 1 before the first edit, however loaded the machine.
+        wait_until(lambda: all(results), LOADED)
         _reload_ten_times(tree, server.client)
     finally:
         stop.set()
