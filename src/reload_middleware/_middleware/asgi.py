@@ -8,7 +8,6 @@ counts the request on its version and calls it; reloading itself belongs to the 
 from __future__ import annotations
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from .._admin import AdminRequest, AdminResponse, live
