@@ -77,8 +77,8 @@ class Pipeline:
     def __init__(self, loaded: LoadedApp, runtime: Runtime, make_header: Callable[[int], Any]) -> None:
         self.config = config = loaded.config
         self.project = loaded.project
-        # Nothing here refers back to the pipeline (no bound methods): its threads hold it weakly,
-        # and a pipeline nobody uses is freed at once, not at the next garbage collection.
+        # No part gets a bound method of the pipeline: its threads hold it weakly, so that a
+        # pipeline nobody uses is freed, and then its threads stop.
         new_version = functools.partial(_new_version, runtime, make_header)
         first = new_version(1, loaded.app)
         first.exit_callbacks, loaded.exit_callbacks = loaded.exit_callbacks, []
