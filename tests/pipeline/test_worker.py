@@ -7,30 +7,14 @@ import gc
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from harness import AppTree, wait_until
 
 from reload_middleware._config import Config
-from reload_middleware._pipeline import AppVersion, Pipeline, load
+from reload_middleware._pipeline import NoLifespan, Pipeline, load
 from reload_middleware._pipeline.worker import WORKER_THREAD
 from reload_middleware._watch.watcher import WATCHER_THREAD
-
-
-class _Runtime:
-    def start(self, version: AppVersion) -> None:
-        pass
-
-    def warm_up(self, version: AppVersion, timeout: float) -> None:
-        pass
-
-    def stop(self, version: AppVersion) -> None:
-        pass
-
-    @staticmethod
-    def adapt(app: Any) -> Any:
-        return app
 
 
 @pytest.fixture
@@ -45,7 +29,7 @@ def ours() -> list[threading.Thread]:
 
 
 def pipeline_for(import_string: str, *, watch: bool = True) -> Pipeline:
-    return Pipeline(load(import_string, Config(watch=watch), "a_wrapper_module"), _Runtime(), lambda number: None)
+    return Pipeline(load(import_string, Config(watch=watch), "a_wrapper_module"), NoLifespan(), lambda number: None)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._admin import REASONS, AdminRequest, AdminResponse, live
-from .._pipeline import AppVersion, Visit
+from .._pipeline import AppVersion, NoLifespan, Visit
 from .._types import Environ, StartResponse, WSGIApp
 from .base import ARGUMENTS, Wrapping
 
@@ -25,8 +25,8 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
 {ARGUMENTS}
     """
 
-    def _runtime(self) -> _NoLifespan:
-        return _NoLifespan()
+    def _runtime(self) -> NoLifespan:
+        return NoLifespan()
 
     @staticmethod
     def _version_header(name: str, number: int) -> tuple[str, str]:
@@ -105,23 +105,6 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
         """Stop the watcher and the pipeline's thread (for servers that call it; both are daemons)."""
         if self.enabled:
             self._pipeline.close()
-
-
-class _NoLifespan:
-    """WSGI has no lifespan and no lazy route set-up worth a warm-up."""
-
-    def start(self, version: AppVersion) -> None:
-        pass
-
-    def warm_up(self, version: AppVersion, timeout: float) -> None:
-        pass
-
-    def stop(self, version: AppVersion) -> None:
-        pass
-
-    @staticmethod
-    def adapt(app: Any) -> Any:
-        return app
 
 
 class _PacedInput:

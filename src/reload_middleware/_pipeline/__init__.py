@@ -9,7 +9,7 @@ from __future__ import annotations
 from .bounded import run_bounded
 from .history import History
 from .pipeline import LoadedApp, Pipeline, load
-from .transaction import Runtime
+from .transaction import NoLifespan, Runtime
 from .versions import AppVersion, Visit
 
-__all__ = ["AppVersion", "History", "LoadedApp", "Pipeline", "Runtime", "Visit", "load", "run_bounded"]
+__all__ = ["AppVersion", "History", "LoadedApp", "NoLifespan", "Pipeline", "Runtime", "Visit", "load", "run_bounded"]

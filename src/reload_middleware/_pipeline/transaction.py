@@ -52,6 +52,23 @@ class Runtime(Protocol):
     def adapt(self, app: Any) -> Any: ...
 
 
+class NoLifespan:
+    """The runtime of apps without lifespan or lazy set-up worth a warm-up (WSGI): nothing to do."""
+
+    def start(self, version: AppVersion) -> None:
+        pass
+
+    def warm_up(self, version: AppVersion, timeout: float) -> None:
+        pass
+
+    def stop(self, version: AppVersion) -> None:
+        pass
+
+    @staticmethod
+    def adapt(app: Any) -> Any:
+        return app
+
+
 class Transaction:
     """Runs reload attempts (one at a time, in the pipeline's worker thread) against the versions."""
 
