@@ -14,11 +14,10 @@ from reload_middleware._config import (
     Config,
     Option,
     Options,
-    docstring_args,
     is_enabled,
-    options_table,
     parse_flag,
 )
+from reload_middleware._config.docs import docstring_args, options_table
 
 README = Path(__file__).parents[1] / "README.md"
 

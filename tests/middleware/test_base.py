@@ -82,7 +82,8 @@ def test_reloadable_picks_the_middleware_by_the_kind_of_app_and_runs_a_factory_o
 
 
 def test_the_middleware_docstrings_list_every_option_from_its_declaration() -> None:
-    from reload_middleware._config import OPTIONS, docstring_args
+    from reload_middleware._config import OPTIONS
+    from reload_middleware._config.docs import docstring_args
 
     for middleware in (ReloadMiddleware, WSGIReloadMiddleware):
         assert middleware.__doc__ is not None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 
 from .declaration import ENV_PREFIX, FLAG, TEMPLATE_GLOBS, UNSET, Cli, Option, Unset, parse_flag
-from .docs import docstring_args, options_table
 from .options import OPTIONS, Config, Options, declaration, is_enabled
 
 if sys.version_info >= (3, 11):
@@ -38,8 +37,6 @@ __all__ = [
     "Unpack",
     "Unset",
     "declaration",
-    "docstring_args",
     "is_enabled",
-    "options_table",
     "parse_flag",
 ]

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from .._admin import AdminEndpoint, LiveRefresh, live
-from .._config import Config, Options, Unpack, docstring_args, is_enabled
+from .._config import Config, Options, Unpack, is_enabled
+from .._config.docs import docstring_args
 from .._importer import caller_module, import_string_for, load_app
 from .._pipeline import LoadedApp, Pipeline, Runtime, load
 
