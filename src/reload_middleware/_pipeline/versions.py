@@ -124,21 +124,11 @@ class AppVersion:
         It polls every millisecond, and only during a drain: a condition variable would put a
         notification on every request's path instead.
         """
-        deadline = time.monotonic() + timeout
-        while self.computing > 0:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_DRAIN_POLL)
-        return True
+        return _poll(lambda: self.computing == 0, timeout, _DRAIN_POLL)
 
     def wait_empty(self, timeout: float, poll: float) -> bool:
         """Wait until no request is in flight on this version; ``False`` on ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while self._visits:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll)
-        return True
+        return _poll(lambda: not self._visits, timeout, poll)
 
     def close_connections(self) -> int:
         """Close this version's long-lived connections (websockets with 1012); returns how many."""
@@ -183,3 +173,13 @@ class VersionSet:
         with self._lock:
             live = list(self.live)
         return [version.describe() for version in live]
+
+
+def _poll(done: Callable[[], bool], timeout: float, interval: float) -> bool:
+    """Look at ``done`` every ``interval`` until it holds (``True``) or ``timeout`` runs out."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
