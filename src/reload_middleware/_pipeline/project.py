@@ -126,8 +126,9 @@ class Project:
         module imported by one that declared itself not reloadable) are left out of the plan and
         named in ``restart_required``; they stay pending.
         """
-        relocated = self._follow_relocation() if sweep or force else set()
+        relocated: set[str] = set()
         if sweep or force:
+            relocated = self._follow_relocation()
             self.detector.sweep()
         self._discover_modules()
         changes = self.detector.take_changes()
