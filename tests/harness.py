@@ -44,15 +44,22 @@ class AppTree:
         return self.root / self.name / relative
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    explain: Callable[[], object] | None = None,
+) -> Any:
+    """Poll until ``predicate`` returns something truthy; fail after ``timeout`` seconds, with what
+    ``explain`` says then (the status, say) in the message."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+            why = f"; {explain()}" if explain else ""
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}{why}")
         time.sleep(interval)
 
 

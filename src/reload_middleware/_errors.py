@@ -122,10 +122,11 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
             if is_user_file(frame.filename):
                 file, line = frame.filename, frame.lineno
     summary = traceback.TracebackException.from_exception(cause)
-    # The import machinery's frames, and ours, say nothing about what to fix: show the user's.
-    summary.stack = traceback.StackSummary.from_list(
-        [frame for frame in summary.stack if not is_machinery(frame.filename)]
-    )
+    # The import machinery's frames, and ours, say nothing about what to fix: show the user's. An
+    # error with no frame outside them is ours to fix, and its whole stack is the only clue.
+    outside = [frame for frame in summary.stack if not is_machinery(frame.filename)]
+    if outside:
+        summary.stack = traceback.StackSummary.from_list(outside)
     text = "".join(summary.format())
     return ErrorReport(type(named).__name__, str(named) or type(named).__name__, text, file, line)
 

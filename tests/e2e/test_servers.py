@@ -54,7 +54,7 @@ def test_an_edit_is_served_through_the_testclient(
         wait_until(lambda: middleware.status()["watching"])
         tree.write("leaf.py", 'VALUE = "two"\n')
         # Without `with`, every request runs on a new event loop: the watcher's news reaches it.
-        wait_until(lambda: client.get("/").text == "two")
+        wait_until(lambda: client.get("/").text == "two", explain=middleware.status)
         assert client.get("/").headers["x-reload-version"] == "2"
         if entered:
             assert client.get("/state").json() == {"built_by": "two"}

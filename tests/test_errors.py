@@ -1,0 +1,43 @@
+"""The error report: the user's line when there is one, the whole stack when the fault is ours."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from reload_middleware._errors import BuildError, report_error
+
+
+def raise_from_here() -> None:
+    raise ReferenceError("weakly-referenced object no longer exists")
+
+
+def test_a_user_error_is_shown_at_the_users_line(tmp_path: Path) -> None:
+    user_file = tmp_path / "broken.py"
+    user_file.write_text("x = 1\nraise KeyError('missing')\n")
+    spec = importlib.util.spec_from_file_location("broken", user_file)
+    assert spec and spec.loader
+    with pytest.raises(KeyError) as caught:
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    try:
+        raise BuildError("building failed") from caught.value
+    except BuildError as error:
+        report = report_error(error, lambda filename: filename == str(user_file))
+    assert (report.type, report.file, report.line) == ("KeyError", str(user_file), 2)
+    # importlib's frames are left out: the user's are what there is to fix.
+    assert str(user_file) in report.traceback and "<frozen importlib" not in report.traceback
+
+
+def test_an_error_with_no_frame_outside_the_machinery_keeps_its_whole_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if this test file were ours: every frame is then machinery.
+    monkeypatch.setattr("reload_middleware._errors.is_machinery", lambda filename: True)
+    try:
+        raise_from_here()
+    except ReferenceError as error:
+        report = report_error(error, lambda filename: False)
+    assert (report.type, report.file, report.line) == ("ReferenceError", None, None)
+    assert "raise_from_here" in report.traceback
