@@ -18,7 +18,8 @@ def test_a_user_error_is_shown_at_the_users_line(tmp_path: Path) -> None:
     user_file = tmp_path / "broken.py"
     user_file.write_text("x = 1\nraise KeyError('missing')\n")
     spec = importlib.util.spec_from_file_location("broken", user_file)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     with pytest.raises(KeyError) as caught:
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
     try:
@@ -27,7 +28,8 @@ def test_a_user_error_is_shown_at_the_users_line(tmp_path: Path) -> None:
         report = report_error(error, lambda filename: filename == str(user_file))
     assert (report.type, report.file, report.line) == ("KeyError", str(user_file), 2)
     # importlib's frames are left out: the user's are what there is to fix.
-    assert str(user_file) in report.traceback and "<frozen importlib" not in report.traceback
+    assert str(user_file) in report.traceback
+    assert "<frozen importlib" not in report.traceback
 
 
 def test_an_error_with_no_frame_outside_the_machinery_keeps_its_whole_stack(

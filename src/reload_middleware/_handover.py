@@ -48,6 +48,12 @@ def keep(name: str, factory: Callable[[], T]) -> T:
         return cast(T, _kept[key])
 
 
+def kept_objects() -> list[object]:
+    """Every object ``keep()`` holds: they run their version's code on purpose."""
+    with _lock:
+        return list(_kept.values())
+
+
 def on_retire(hook: Hook) -> Hook:
     """Run ``hook`` when the calling module's version is replaced by a reload, or when the reload
     that imported it fails. Returns ``hook``, so it can be used as a decorator."""

@@ -17,8 +17,13 @@ from visits import LongLived
 
 from reload_middleware._config import Config
 from reload_middleware._pipeline.leaks import SENTINEL_NAME, LeakTracker
+from reload_middleware._pipeline.oldcode import OldCode, Sighting
 from reload_middleware._pipeline.retire import Retirer
 from reload_middleware._pipeline.versions import AppVersion, Phase, VersionSet
+
+
+def _unexpected(sighting: Sighting) -> None:
+    raise AssertionError(f"no old code runs in these tests: {sighting}")
 
 
 class _Runtime:
@@ -66,7 +71,7 @@ def swapped(retire_timeout: float = 60) -> tuple[VersionSet, AppVersion, AppVers
 def test_an_idle_draining_version_retires_and_its_hooks_run(leaks: LeakTracker) -> None:
     versions, first, _, calls = swapped()
     runtime = _Runtime()
-    Retirer(versions, runtime, leaks, Config()).retire_ready()
+    Retirer(versions, runtime, leaks, Config(), OldCode(_unexpected)).retire_ready()
     assert runtime.stopped == [1]
     assert calls == ["pkg.leaf"]
     assert first.phase is Phase.RETIRED
@@ -77,7 +82,7 @@ def test_an_idle_draining_version_retires_and_its_hooks_run(leaks: LeakTracker) 
 def test_a_retired_version_hands_its_modules_to_the_leak_tracker_and_forgets_them(leaks: LeakTracker) -> None:
     versions, first, _, _ = swapped()
     module = first.replaced["pkg.leaf"]
-    Retirer(versions, _Runtime(), leaks, Config()).retire_ready()
+    Retirer(versions, _Runtime(), leaks, Config(), OldCode(_unexpected)).retire_ready()
     assert SENTINEL_NAME in vars(module)  # watched from now on: a leak would be reported
     assert first.replaced == {}
 
@@ -101,7 +106,7 @@ def test_a_retired_version_unregisters_the_exit_callbacks_its_build_registered(
     atexit.register(callback)
     first.exit_callbacks = [callback]
     try:
-        Retirer(versions, _Runtime(), leaks, Config()).retire_ready()
+        Retirer(versions, _Runtime(), leaks, Config(), OldCode(_unexpected)).retire_ready()
     finally:
         unregister(callback)
     assert unregistered == [callback]
@@ -114,7 +119,7 @@ def test_a_busy_version_waits_for_retire_timeout_then_its_connections_are_closed
     versions, first, _, calls = swapped(retire_timeout=60)
     stream = LongLived(first)
     runtime = _Runtime()
-    retirer = Retirer(versions, runtime, leaks, Config(retire_timeout=60))
+    retirer = Retirer(versions, runtime, leaks, Config(retire_timeout=60), OldCode(_unexpected))
     retirer.retire_ready()
     assert versions.draining() == [first]  # still busy, and its time is not up
     assert (calls, runtime.stopped, stream.closed) == ([], [], False)
@@ -130,7 +135,7 @@ def test_a_busy_version_waits_for_retire_timeout_then_its_connections_are_closed
 def test_at_max_versions_the_oldest_draining_version_goes(leaks: LeakTracker) -> None:
     versions, first, second, _ = swapped()
     stream = LongLived(first)  # a websocket that would hold version 1 for retire_timeout
-    retirer = Retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=2))
+    retirer = Retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=2), OldCode(_unexpected))
     retirer.make_room()
     assert stream.closed
     assert first.phase is Phase.RETIRED
@@ -140,7 +145,9 @@ def test_at_max_versions_the_oldest_draining_version_goes(leaks: LeakTracker) ->
 def test_below_max_versions_making_room_retires_nothing(leaks: LeakTracker) -> None:
     versions, first, second, calls = swapped()
     stream = LongLived(first)
-    Retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=3)).make_room()
+    Retirer(
+        versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=3), OldCode(_unexpected)
+    ).make_room()
     assert not stream.closed
     assert versions.live == [first, second]
     assert calls == []
@@ -151,7 +158,7 @@ def test_a_failing_lifespan_shutdown_is_logged_and_the_version_retires_all_the_s
 ) -> None:
     versions, first, _, calls = swapped()
     with caplog.at_level(logging.ERROR):
-        Retirer(versions, _Runtime(fail=True), leaks, Config()).retire_ready()
+        Retirer(versions, _Runtime(fail=True), leaks, Config(), OldCode(_unexpected)).retire_ready()
     assert "lifespan shutdown of retired version 1 failed" in caplog.text
     assert calls == ["pkg.leaf"]
     assert first.phase is Phase.RETIRED

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 from .._errors import BuildError
@@ -33,6 +33,7 @@ class LoadedGroup:
     rollback: Callable[[], None]
     imports: set[tuple[str, str]]  # (importer, imported), as they happened
     reads: dict[str, set[str]] = field(default_factory=dict)  # module -> files it read as it ran
+    module_code: dict[str, CodeType] = field(default_factory=dict)  # file -> the code it executed
     exit_callbacks: list[Callable[..., object]] = field(default_factory=list)  # atexit, by this build
 
 
@@ -89,7 +90,9 @@ class GroupLoad:
         finally:
             recorder.__exit__()
         new_modules = {name: sys.modules[name] for name in order if name in sys.modules}
-        return LoadedGroup(app, old_modules, new_modules, self.restore, recorder.edges, recorder.reads)
+        return LoadedGroup(
+            app, old_modules, new_modules, self.restore, recorder.edges, recorder.reads, recorder.module_code
+        )
 
     def restore(self) -> None:
         """Undo the load: the old modules serve on."""
@@ -177,6 +180,11 @@ class ImportRecorder:
     def reads(self) -> dict[str, set[str]]:
         """Files each module read while it executed: ``{module: {path}}``."""
         return self._reads.reads
+
+    @property
+    def module_code(self) -> dict[str, CodeType]:
+        """The top-level code each module executed, by the file it was compiled from."""
+        return self._reads.module_code
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         if threading.get_ident() != self._thread:

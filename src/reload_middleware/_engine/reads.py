@@ -1,9 +1,11 @@
 """Files read while a module executes at import (a YAML or JSON config, a data file, a template
-read with ``open()``): dependencies of that module, so that editing one reloads it.
+read with ``open()``): dependencies of that module, so that editing one reloads it. And each
+module's top-level code object, as it is executed: every function, class and lambda of that module
+version is compiled into it, which is how its code is recognised once the version is replaced.
 
 An audit hook (installed once, when reloading is on; audit hooks cannot be removed) sees every
-``open``; it records a read only in a thread that is importing under a recorder (the app's first
-import, and each build), for the module whose top-level code is running.
+``open`` and ``exec``; it records them only in a thread that is importing under a recorder (the
+app's first import, and each build): a read for the module whose top-level code is running.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 _recording = threading.local()
@@ -25,6 +27,11 @@ class ReadRecorder:
 
     def __init__(self) -> None:
         self.reads: dict[str, set[str]] = {}
+        self.module_code: dict[str, CodeType] = {}  # by the file it was compiled from
+
+    def executed(self, code: CodeType) -> None:
+        if code.co_name == "<module>":
+            self.module_code[code.co_filename] = code
 
     def __enter__(self) -> ReadRecorder:
         _install()
@@ -52,6 +59,8 @@ def _install() -> None:
 def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
     # Called for every audit event of the process: the first test must be the cheapest.
     if event != "open":
+        if event == "exec":
+            _on_exec(args[0])
         return
     recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
     if recorder is None:
@@ -62,6 +71,12 @@ def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
     if mode is None and len(args) > 2 and isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR):
         return  # os.open for writing
     recorder.note(path)
+
+
+def _on_exec(code: object) -> None:
+    recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
+    if recorder is not None and type(code) is CodeType:
+        recorder.executed(code)
 
 
 def _importing_module(frame: FrameType | None) -> str | None:

@@ -9,9 +9,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ErrorReport, RestartRequired
+from .._errors import ErrorReport, RestartRequired, old_code_report
+from .oldcode import Sighting
 
 logger = logging.getLogger(__name__)
+
+_OLD_CODE_KEPT = 20  # sightings the status lists
 
 
 class Laps:
@@ -63,6 +66,7 @@ class History:
     last_error: ErrorReport | None = None
     resolved: bool = False  # a later reload succeeded after last_error
     restart_required: tuple[str, ...] = ()
+    old_code: list[Sighting] = field(default_factory=list)  # the latest runs of replaced code
 
     def succeeded(self, record: ReloadRecord) -> None:
         """Counted just before the swap; logged once checked, by ``log_success`` or ``stale``."""
@@ -93,6 +97,15 @@ class History:
             report.message,
         )
 
+    def old_code_ran(self, sighting: Sighting) -> None:
+        """Code of a retired version ran after an ok reload: a failure found late, not a quiet one."""
+        self.old_code = [*self.old_code[-(_OLD_CODE_KEPT - 1) :], sighting]
+        self._failure(old_code_report([sighting.describe()], sighting.file, sighting.line, sighting.stack))
+        logger.warning(
+            "Old code ran after its version was replaced: %s. Stop it in on_retire(), keep() it, or restart",
+            sighting.describe(),
+        )
+
     def failed(self, exc: BaseException, report: ErrorReport, serving: int) -> None:
         self._failure(report)
         where = f" at {report.file}:{report.line}" if report.file else ""
@@ -121,4 +134,5 @@ class History:
             "last_reload": self.last_reload.as_dict() if self.last_reload else None,
             "last_error": {**error.as_dict(), "resolved": self.resolved} if error else None,
             "restart_required": list(self.restart_required),
+            "old_code": [sighting.as_dict() for sighting in self.old_code],
         }

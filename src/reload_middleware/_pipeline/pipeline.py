@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any
 
 from .._config import Config
@@ -24,6 +25,7 @@ from .._importer import load_app, split_import_string
 from .._watch import Watcher
 from .history import History
 from .leaks import LeakTracker
+from .oldcode import OldCode
 from .project import Project
 from .queue import Attempt, AttemptQueue
 from .retire import Retirer
@@ -51,6 +53,7 @@ class LoadedApp:
     app: Any
     project: Project
     exit_callbacks: list[Callable[..., object]] = field(default_factory=list)
+    module_code: dict[str, CodeType] = field(default_factory=dict)  # file -> the code it executed
 
 
 def load(import_string: str, config: Config, wrapper_module: str) -> LoadedApp:
@@ -68,7 +71,7 @@ def load(import_string: str, config: Config, wrapper_module: str) -> LoadedApp:
         )
     first = import_first(import_string, factory=config.factory)
     project = Project(root_module, config, wrapper_module, first.imports)
-    return LoadedApp(import_string, config, first.app, project, first.exit_callbacks)
+    return LoadedApp(import_string, config, first.app, project, first.exit_callbacks, first.imports.module_code)
 
 
 class Pipeline:
@@ -87,7 +90,9 @@ class Pipeline:
         self.queue = AttemptQueue(gated=config.watch)
         self.trigger = SharedTrigger(loaded.import_string)
         self.leaks = LeakTracker(LEAK_CHECK_DELAY)
-        self._retirer = Retirer(self.versions, runtime, self.leaks, config)
+        self.old_code = OldCode(self.history.old_code_ran)
+        self.old_code.executed(self.project.loaded_modules(), loaded.module_code)
+        self._retirer = Retirer(self.versions, runtime, self.leaks, config, self.old_code)
         self._transaction = Transaction(
             config,
             self.project,
@@ -95,6 +100,7 @@ class Pipeline:
             runtime,
             history=self.history,
             retirer=self._retirer,
+            old_code=self.old_code,
             new_version=new_version,
             load_app=functools.partial(load_app, loaded.import_string, factory=config.factory),
             open_gate=self.queue.open_gate,
@@ -120,6 +126,7 @@ class Pipeline:
     def close(self) -> None:
         """Stop the threads (the server is stopping); the trigger file goes too."""
         self.worker.close()
+        self.old_code.close()
         self.trigger.remove()
 
     def request(self, *, force: bool = False, sweep: bool = False) -> Attempt:
@@ -139,6 +146,7 @@ class Pipeline:
     def status(self) -> dict[str, Any]:
         """The status JSON (what ``GET`` on the admin endpoint shows a client with the credential)."""
         config, watcher = self.config, self.worker.watcher
+        self.old_code.in_threads()  # reports a thread that runs replaced code (once)
         listening = watcher is not None and watcher.running
         return {
             "version": self.versions.current.number,

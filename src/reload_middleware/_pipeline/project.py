@@ -76,6 +76,10 @@ class Project:
     def report(self, exc: BaseException) -> ErrorReport:
         return report_error(exc, self.is_user_file)
 
+    def loaded_modules(self) -> list[ModuleType]:
+        """The project's reloadable modules, as they are in ``sys.modules``."""
+        return list(self.unchanged_modules(frozenset()).values())
+
     def unchanged_modules(self, group: frozenset[str]) -> dict[str, ModuleType]:
         """The project's reloadable modules outside ``group``, as they are in ``sys.modules``."""
         return {

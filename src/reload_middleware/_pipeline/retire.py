@@ -3,21 +3,21 @@
 Retiring stops its lifespan, unregisters the ``atexit`` callbacks its build registered (each holds
 the version alive), runs its modules' ``on_retire`` hooks, empties framework caches that
 key on functions (left alone, FastAPI's caches hold every old module graph alive: +15 MB a reload
-on a 190-module app), and hands its namespaces to the leak tracker, which reports any that stay
-referenced.
+on a 190-module app), hands its code to ``OldCode``, which reports any run of it from then on, and
+its namespaces to the leak tracker, which reports any that stay referenced.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from types import ModuleType
 from typing import Protocol
 
 from .. import adapters
 from .._config import Config
 from .._handover import run_module_hooks, unregister_exit_callbacks
 from .leaks import LeakTracker
+from .oldcode import OldCode
 from .versions import AppVersion, VersionSet
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,14 @@ class Stopper(Protocol):
 class Retirer:
     """Retires draining versions: once idle, at ``retire_timeout``, or to stay within ``max_versions``."""
 
-    def __init__(self, versions: VersionSet, runtime: Stopper, leaks: LeakTracker, config: Config) -> None:
+    def __init__(
+        self, versions: VersionSet, runtime: Stopper, leaks: LeakTracker, config: Config, old_code: OldCode
+    ) -> None:
         self._versions = versions
         self._runtime = runtime
         self._leaks = leaks
         self._config = config
+        self._old_code = old_code
 
     def retire_ready(self) -> None:
         now = time.monotonic()
@@ -84,12 +87,10 @@ class Retirer:
         unregister_exit_callbacks(version.exit_callbacks)
         version.exit_callbacks = []
         replaced, version.replaced = version.replaced, {}
-        retire_modules(version.number, replaced, self._leaks)
+        run_module_hooks(replaced.values())
+        adapters.retired()  # caches keyed on its functions (FastAPI's, typing's) let go of them
+        # From here on, none of its code should run (its own hooks and lifespan have ended).
+        self._old_code.retire(version.number, replaced, lambda: version.in_flight > 0)
+        self._leaks.track(version.number, replaced)
         version.app = version.lifespan_state = version.lifespan = None  # let the old module graph go
         logger.info("version %d retired", version.number)
-
-
-def retire_modules(version: int, modules: dict[str, ModuleType], leaks: LeakTracker) -> None:
-    run_module_hooks(modules.values())
-    adapters.retired()  # caches keyed on its functions (FastAPI's, typing's) let go of them
-    leaks.track(version, modules)

@@ -40,9 +40,11 @@ def find_stale(
     unchanged: Mapping[str, ModuleType],
     replaced: Mapping[str, ModuleType],
     is_project: Callable[[str], bool],
+    is_retired: Callable[[CodeType], bool] = lambda code: False,
     budget: int = BUDGET,
 ) -> str | None:
-    """The chain from the new app or an unchanged module to code of ``replaced``, or ``None``."""
+    """The chain from the new app or an unchanged module to code of ``replaced``, or of a version
+    retired before (``is_retired`` tells its functions' code), or ``None``."""
     # The modules first: an app that lives in one of them is named by where it lives.
     roots: list[tuple[object, str]] = [(vars(module), name) for name, module in unchanged.items()]
     where = (
@@ -52,7 +54,7 @@ def find_stale(
         if value is app
     )
     roots.append((app, next(where, "the app")))
-    return _Search(replaced, is_project).run(roots, budget)
+    return _Search(replaced, is_project, is_retired).run(roots, budget)
 
 
 _NO_KEY = object()  # how a child that is not a dict entry was reached
@@ -64,8 +66,14 @@ class _Search:
     used: ``isinstance`` and ``getattr`` read ``__class__`` and attributes that an object may
     compute (Flask's ``request`` proxy raises outside a request)."""
 
-    def __init__(self, replaced: Mapping[str, ModuleType], is_project: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        replaced: Mapping[str, ModuleType],
+        is_project: Callable[[str], bool],
+        is_retired: Callable[[CodeType], bool],
+    ) -> None:
         self._is_project = is_project
+        self._is_retired = is_retired
         self._old_namespaces = {id(vars(module)) for module in replaced.values()}
         self._old = {id(module) for module in replaced.values()}
         for name, module in replaced.items():
@@ -80,7 +88,7 @@ class _Search:
         parents: dict[int, tuple[int, object]] = {}
         names: dict[int, str] = {}
         queue = _seed(roots, seen, names)
-        old, old_namespaces = self._old, self._old_namespaces
+        old, old_namespaces, is_retired = self._old, self._old_namespaces, self._is_retired
         clock, until_look, next_yield = time.perf_counter, _YIELD_CHECK, time.perf_counter() + _YIELD_EVERY_S
         while queue and len(seen) < budget:
             until_look -= 1
@@ -100,7 +108,9 @@ class _Search:
                     continue
                 seen[identity] = child
                 parents[identity] = (parent, key)
-                if identity in old or (kind is FunctionType and id(_globals(child)) in old_namespaces):
+                if identity in old or (
+                    kind is FunctionType and (id(_globals(child)) in old_namespaces or is_retired(_code(child)))
+                ):
                     chain = _chain(seen, parents, names, identity)
                     if key is not _NO_KEY:  # reached by a name: say what it names
                         chain += f" -> {_describe(child)}"
@@ -180,6 +190,11 @@ def _is_class(value: object) -> bool:
 def _globals(function: Any) -> dict[str, Any]:
     namespace: dict[str, Any] = function.__globals__
     return namespace
+
+
+def _code(function: Any) -> CodeType:
+    code: CodeType = function.__code__
+    return code
 
 
 def _module_of(value: Any) -> str:

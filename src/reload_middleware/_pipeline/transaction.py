@@ -20,9 +20,10 @@ from typing import Any, Protocol
 from .. import adapters
 from .._config import Config
 from .._engine import GroupLoad, build_group
-from .._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired, stale_report
+from .._errors import BuildTimeout, ErrorReport, Outcome, RestartRequired, old_code_report, stale_report
 from .bounded import Stuck, run_bounded
 from .history import History, Laps, ReloadRecord
+from .oldcode import OldCode
 from .project import Project
 from .queue import Attempt
 from .retire import Retirer
@@ -81,6 +82,7 @@ class Transaction:
         *,
         history: History,
         retirer: Retirer,
+        old_code: OldCode,
         new_version: Callable[[int, Any], AppVersion],
         load_app: Callable[[], Any],
         open_gate: Callable[[Attempt], None],
@@ -91,6 +93,7 @@ class Transaction:
         self._runtime = runtime
         self._history = history
         self._retirer = retirer
+        self._old_code = old_code
         self._new_version = new_version
         self._load_app = load_app
         self._open_gate = open_gate
@@ -137,6 +140,7 @@ class Transaction:
         # The commit: from here on the new modules stay in sys.modules.
         adapters.committed()
         project.commit(plan, loaded)
+        self._old_code.executed(loaded.new_modules.values(), loaded.module_code)
         lap("commit")
         old = self._versions.current
         if config.watch and not config.overlap:
@@ -180,12 +184,25 @@ class Transaction:
     def _stale_report(
         self, record: ReloadRecord, app: Any, group: frozenset[str], replaced: dict[str, ModuleType]
     ) -> ErrorReport | None:
-        """Guarantee 7: a reload whose app still reaches old code is reported as stale, not as ok.
-        The old version retires first if it can: its ``on_retire`` hooks undo its registrations."""
+        """Guarantee 7: a reload whose app still reaches old code, or while a thread still runs
+        old code, is reported as stale, not as ok. The old version retires first if it can: its
+        ``on_retire`` hooks undo its registrations, and stop what it started."""
         self._retirer.retire_ready()
+        running = self._old_code.in_threads()
+        if running:
+            first = running[0]
+            report = old_code_report([sighting.describe() for sighting in running], first.file, first.line, first.stack)
+            self._history.stale(record, report)
+            return report
         graph = self._project.graph
         try:
-            chain = find_stale(app, self._project.unchanged_modules(group), replaced, graph.modules.__contains__)
+            chain = find_stale(
+                app,
+                self._project.unchanged_modules(group),
+                replaced,
+                graph.modules.__contains__,
+                self._old_code.is_retired,
+            )
         except Exception:  # a fault of the check itself must not turn a good reload into a failure
             logger.exception("could not check version %d for stale code", record.version)
             return None

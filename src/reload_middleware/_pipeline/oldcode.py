@@ -1,0 +1,284 @@
+"""Old code at run time: once a version is retired, any run of its code is found and reported.
+
+A replaced version's code can outlive it: a thread started at import loops in it; a scheduler, a
+library's global (a tracer provider, a signal handler) or a logging handler holds one of its
+functions and calls it. ``OldCode`` knows the code objects of every retired version still alive
+(a module's top-level code object, recorded as it was executed, holds every function, class body
+and lambda of that module version) and finds runs of them two ways:
+
+- every thread's stack, at each reload's answer and each status: a thread that runs old code has
+  it on its stack for as long as it runs it (any Python);
+- ``sys.monitoring`` (Python 3.12+): start and resume events are enabled on the retired code
+  objects only, so code that was not replaced runs exactly as fast as before; the first run of
+  each reports itself and its events are turned off.
+
+A run is not reported while the retired version still has requests (a websocket closed at
+``retire_timeout`` finishes its handler), nor below the frame of an object ``keep()`` handed to
+later versions: kept objects run their version's code by design.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import CodeType, FrameType, FunctionType, ModuleType
+from typing import Any
+
+from .._handover import kept_objects
+
+logger = logging.getLogger(__name__)
+
+_MONITORING = sys.version_info >= (3, 12)
+_TOOL_IDS = (4, 3)  # the ids sys.monitoring leaves free (0, 1, 2 and 5 are named for others)
+_STACK_LINES = 8  # of a sighting's stack, the innermost ones kept
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """Code of a retired version that ran (or runs) after the version was replaced."""
+
+    version: int
+    function: str  # module.qualname
+    file: str
+    line: int
+    thread: str
+    stack: tuple[str, ...]  # "file:line in function", outermost first
+
+    def describe(self) -> str:
+        return f"{self.function} of version {self.version} ({self.file}:{self.line}) in thread {self.thread!r}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "function": self.function,
+            "file": self.file,
+            "line": self.line,
+            "thread": self.thread,
+            "stack": list(self.stack),
+        }
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a retired code object comes from."""
+
+    code: weakref.ref[CodeType]
+    version: int
+    module: str
+    busy: Callable[[], bool]  # the version still has requests: its code may run legitimately
+
+
+class OldCode:
+    """The code of retired versions still alive, and the runs of it after their retirement."""
+
+    def __init__(self, on_sighting: Callable[[Sighting], None]) -> None:
+        self._on_sighting = on_sighting
+        self._lock = threading.Lock()
+        self._module_code: weakref.WeakKeyDictionary[ModuleType, CodeType] = weakref.WeakKeyDictionary()
+        self._retired: dict[int, _Origin] = {}  # by id(code): code objects compare by content
+        self._exempt: set[int] = set()  # codes of kept objects (held by them: their ids stay theirs)
+        self._reported: set[int] = set()
+        self._monitor: _Monitor | None = None
+
+    # -- what the pipeline tells it ---------------------------------------------------------------
+
+    def executed(self, modules: Iterable[ModuleType], module_code: Mapping[str, CodeType]) -> None:
+        """``modules`` were just imported; ``module_code`` holds the top-level code each ran."""
+        for module in modules:
+            code = module_code.get(str(getattr(module, "__file__", None)))
+            if code is not None:
+                self._module_code[module] = code
+
+    def retire(self, version: int, modules: Mapping[str, ModuleType], busy: Callable[[], bool]) -> None:
+        """``modules`` are no longer served (their version retired): from now on, their code must not run."""
+        codes: list[CodeType] = []
+        for name, module in modules.items():
+            code = self._module_code.pop(module, None)
+            roots = [code] if code is not None else list(_namespace_code(module, name))
+            for root in roots:
+                for nested in _nested(root):
+                    codes.append(nested)
+                    self._retired[id(nested)] = _Origin(
+                        weakref.ref(nested, _forget(self._retired, id(nested))), version, name, busy
+                    )
+        self._exempt.update(_kept_code())
+        if _MONITORING and codes:
+            if self._monitor is None:
+                self._monitor = _Monitor.acquire(self._on_event)
+            if self._monitor is not None:
+                self._monitor.watch(codes)
+
+    def is_retired(self, code: CodeType) -> bool:
+        """Whether ``code`` belongs to a retired version (for the stale walk)."""
+        origin = self._retired.get(id(code))
+        return origin is not None and origin.code() is code
+
+    def in_threads(self) -> list[Sighting]:
+        """Old code on the stack of any other thread now; each is also reported (once per code)."""
+        if not self._retired:
+            return []
+        found: list[Sighting] = []
+        names = {thread.ident: thread.name for thread in threading.enumerate()}
+        current = threading.get_ident()
+        for ident, frame in sys._current_frames().items():
+            if ident == current:
+                continue
+            sighting = self._sighting(frame, names.get(ident, str(ident)))
+            if sighting is not None:
+                found.append(sighting)
+        for sighting in found:
+            self._report(sighting)
+        return found
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.release()
+            self._monitor = None
+
+    # -- finding -----------------------------------------------------------------------------------
+
+    def _sighting(self, frame: FrameType, thread: str) -> Sighting | None:
+        """The innermost retired code on ``frame``'s stack, unless a kept object's code is below it."""
+        found: tuple[FrameType, _Origin] | None = None
+        walk: FrameType | None = frame
+        while walk is not None:
+            identity = id(walk.f_code)
+            if identity in self._exempt:
+                return None
+            origin = self._retired.get(identity)
+            if found is None and origin is not None and origin.code() is walk.f_code and not origin.busy():
+                found = (walk, origin)
+            walk = walk.f_back
+        if found is None:
+            return None
+        where, origin = found
+        code = where.f_code
+        return Sighting(
+            version=origin.version,
+            function=f"{origin.module}.{getattr(code, 'co_qualname', code.co_name)}",
+            file=code.co_filename,
+            line=where.f_lineno or code.co_firstlineno,
+            thread=thread,
+            stack=_stack(frame),
+        )
+
+    def _on_event(self, code: CodeType, frame: FrameType) -> bool:
+        """A monitored code object started or resumed in ``frame``; ``True``: stop watching it."""
+        origin = self._retired.get(id(code))
+        if origin is None or origin.code() is not code:
+            return True  # a code object that died, and a new one got its id
+        sighting = self._sighting(frame, threading.current_thread().name)
+        if sighting is None:
+            return False  # legitimate (a kept object, a request of that version): watch on
+        self._report(sighting)
+        return True
+
+    def _report(self, sighting: Sighting) -> None:
+        key = hash((sighting.version, sighting.function, sighting.thread))
+        with self._lock:
+            if key in self._reported:
+                return
+            self._reported.add(key)
+        self._on_sighting(sighting)
+
+
+def _forget(retired: dict[int, _Origin], identity: int) -> Callable[[object], None]:
+    """A weak reference's callback: the code object died, its id may go to another one."""
+
+    def forget(_reference: object) -> None:
+        retired.pop(identity, None)
+
+    return forget
+
+
+def _nested(code: CodeType) -> Iterator[CodeType]:
+    """``code`` and every code object compiled inside it (functions, class bodies, lambdas)."""
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(const for const in current.co_consts if type(const) is CodeType)
+
+
+def _namespace_code(module: ModuleType, name: str) -> Iterator[CodeType]:
+    """A module imported where nothing recorded its execution (lazily, by a request): the code of
+    the functions and classes its namespace defines."""
+    for value in list(vars(module).values()):
+        if type(value) is FunctionType and value.__module__ == name:
+            yield value.__code__
+        elif isinstance(value, type) and value.__module__ == name:
+            yield from _class_code(value)
+
+
+def _class_code(cls: type) -> Iterator[CodeType]:
+    for member in list(vars(cls).values()):
+        function = getattr(member, "__func__", member)  # staticmethod, classmethod
+        if type(function) is FunctionType:
+            yield function.__code__
+        elif isinstance(member, property):
+            yield from (part.__code__ for part in (member.fget, member.fset, member.fdel) if type(part) is FunctionType)
+
+
+def _kept_code() -> set[int]:
+    """Code that objects handed over by ``keep()`` run: a kept function, a kept thread's target,
+    the methods of a kept object's class."""
+    codes: set[int] = set()
+    for value in kept_objects():
+        target = getattr(value, "_target", None) if isinstance(value, threading.Thread) else value
+        if type(target) is FunctionType:
+            codes.update(id(code) for code in _nested(target.__code__))
+        elif not isinstance(value, type | ModuleType) and hasattr(type(value), "__dict__"):
+            codes.update(id(code) for method in _class_code(type(value)) for code in _nested(method))
+    return codes
+
+
+def _stack(frame: FrameType) -> tuple[str, ...]:
+    lines: list[str] = []
+    walk: FrameType | None = frame
+    while walk is not None and len(lines) < _STACK_LINES:
+        lines.append(f"{walk.f_code.co_filename}:{walk.f_lineno} in {walk.f_code.co_name}")
+        walk = walk.f_back
+    return tuple(reversed(lines))
+
+
+class _Monitor:
+    """Our ``sys.monitoring`` tool: start and resume events, on retired code objects only."""
+
+    def __init__(self, tool: int, on_event: Callable[[CodeType, FrameType], bool]) -> None:
+        self._tool = tool
+        self._on_event = on_event
+        monitoring: Any = getattr(sys, "monitoring")  # noqa: B009 (3.12+; mypy checks for 3.11)
+        self._events = monitoring.events.PY_START | monitoring.events.PY_RESUME
+        self._disable = monitoring.DISABLE
+        self._monitoring = monitoring
+        for event in (monitoring.events.PY_START, monitoring.events.PY_RESUME):
+            monitoring.register_callback(tool, event, self._callback)
+
+    @classmethod
+    def acquire(cls, on_event: Callable[[CodeType, FrameType], bool]) -> _Monitor | None:
+        monitoring: Any = getattr(sys, "monitoring")  # noqa: B009
+        for tool in _TOOL_IDS:
+            if monitoring.get_tool(tool) is None:
+                monitoring.use_tool_id(tool, "reload_middleware")
+                return cls(tool, on_event)
+        logger.warning("sys.monitoring has no free tool id: old code is looked for on thread stacks only")
+        return None
+
+    def watch(self, codes: Iterable[CodeType]) -> None:
+        for code in codes:
+            self._monitoring.set_local_events(self._tool, code, self._events)
+
+    def release(self) -> None:
+        self._monitoring.free_tool_id(self._tool)
+
+    def _callback(self, code: CodeType, _offset: int) -> object:
+        try:
+            done = self._on_event(code, sys._getframe(1))
+        except Exception:  # never let a look for old code break the code it looks at
+            logger.exception("could not report a run of old code")
+            done = True
+        return self._disable if done else None

@@ -1,0 +1,80 @@
+"""No old code runs behind an "ok" (guarantee 7 at run time): code of a replaced version that runs
+on (a thread started at import) makes the reload stale, with where it runs; the advice it gives
+(stop it in ``on_retire``) ends it, and the server then runs what a fresh process runs."""
+
+from __future__ import annotations
+
+from apps import write_semantic_app
+from harness import AppTree, ServerFactory, fresh_report, wait_until
+
+# A module that starts a thread at import, as a metrics pusher or a cache warmer does.
+TICKER = """
+import threading
+
+from reload_middleware import on_retire
+
+VERSION = {version!r}
+stop = threading.Event()
+
+
+def loop():
+    while not stop.wait(0.01):
+        pass
+
+
+thread = threading.Thread(target=loop, name="ticker " + VERSION, daemon=True)
+thread.start()
+{undo}
+"""
+UNDO = "on_retire(lambda: (stop.set(), thread.join(5)))"  # the README's pattern
+REPORT = """
+import threading
+
+import PKG.ticker
+
+
+def report():
+    return sorted(thread.name for thread in threading.enumerate() if thread.name.startswith("ticker"))
+"""
+
+
+def ticker(version: str, *, undo: bool) -> str:
+    return TICKER.format(version=version, undo=UNDO if undo else "")
+
+
+def test_a_thread_of_the_replaced_version_that_runs_on_makes_the_reload_stale(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, {"ticker.py": ticker("1", undo=False), "report.py": REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    assert server.client.get("/").json() == ["ticker 1"]
+    tree.write("ticker.py", ticker("2", undo=False))
+    answer = server.client.post("/__reload")
+    assert (answer.status_code, answer.json()["ok"], answer.json()["version"]) == (500, False, 2)
+    error = answer.json()["error"]
+    assert error["type"] == "StaleCode"
+    assert f"{tree.name}.ticker.loop of version 1" in error["message"]
+    assert "thread 'ticker 1'" in error["message"]
+    assert "on_retire" in error["message"]  # and what to do about it
+    assert error["file"] == str(tree.path("ticker.py"))
+    status = server.status()
+    assert [(ran["version"], ran["thread"]) for ran in status["old_code"]] == [(1, "ticker 1")]
+    assert "but it is stale" in server.log()
+    # A fresh process runs one ticker; this one runs both, and says so at every reload.
+    assert fresh_report(tree.root, tree.name) == ["ticker 2"]
+    assert server.client.get("/").json() == ["ticker 1", "ticker 2"]
+    tree.write("ticker.py", ticker("3", undo=False))
+    assert server.client.post("/__reload").json()["ok"] is False
+
+
+def test_a_thread_stopped_by_on_retire_leaves_what_a_fresh_process_runs(tree: AppTree, serve: ServerFactory) -> None:
+    write_semantic_app(tree, {"ticker.py": ticker("1", undo=True), "report.py": REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    for version in ("2", "3", "4"):
+        tree.write("ticker.py", ticker(version, undo=True))
+        answer = server.client.post("/__reload").json()
+        assert answer["ok"] is True, answer["error"]
+        assert fresh_report(tree.root, tree.name) == [f"ticker {version}"]
+        wait_until(lambda: server.client.get("/").json() == [f"ticker {version}"])  # noqa: B023 (waited for here)
+    status = server.status()
+    assert (status["failures"], status["old_code"]) == (0, [])

@@ -1,0 +1,145 @@
+"""Old code at run time: threads and callbacks that run a retired version's code are found."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from reload_middleware._engine.reads import ReadRecorder
+from reload_middleware._handover import keep
+from reload_middleware._pipeline.oldcode import OldCode, Sighting
+
+TICKER = """
+import threading
+
+stop = threading.Event()
+ticks = []
+
+
+def tick():
+    ticks.append(1)
+
+
+def loop():
+    while not stop.wait(0.005):
+        tick()
+"""
+
+
+@pytest.fixture
+def sightings() -> list[Sighting]:
+    return []
+
+
+@pytest.fixture
+def old_code(sightings: list[Sighting]) -> Iterator[OldCode]:
+    tracker = OldCode(sightings.append)
+    yield tracker
+    tracker.close()
+
+
+def imported(directory: Path, name: str, source: str, old_code: OldCode) -> ModuleType:
+    """``source`` imported as module ``name`` the way a build imports it (its execution recorded)."""
+    path = directory / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    with ReadRecorder() as recorder:
+        spec.loader.exec_module(module)
+    old_code.executed([module], recorder.module_code)
+    return module
+
+
+def started(module: ModuleType) -> threading.Thread:
+    thread = threading.Thread(target=module.loop, name="ticker", daemon=True)
+    thread.start()
+    return thread
+
+
+def stopped(module: ModuleType, thread: threading.Thread) -> None:
+    module.stop.set()
+    thread.join(5)
+
+
+def test_a_thread_that_runs_a_retired_version_is_found_and_reported_once(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    module = imported(tmp_path, "ticker_a", TICKER, old_code)
+    thread = started(module)
+    try:
+        assert old_code.in_threads() == []  # serving: its code runs legitimately
+        old_code.retire(1, {"ticker_a": module}, busy=lambda: False)
+        found = old_code.in_threads()
+        assert [(s.version, s.function, s.thread) for s in found] == [(1, "ticker_a.loop", "ticker")]
+        assert found[0].file == str(tmp_path / "ticker_a.py")
+        assert old_code.in_threads() == found  # still running: still found ...
+        assert [s.function for s in sightings if s.thread == "ticker"] == ["ticker_a.loop"]  # ... reported once
+    finally:
+        stopped(module, thread)
+    assert old_code.in_threads() == []
+
+
+def test_a_retired_version_with_requests_in_flight_may_still_run_its_code(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    module = imported(tmp_path, "ticker_b", TICKER, old_code)
+    thread = started(module)
+    try:
+        old_code.retire(1, {"ticker_b": module}, busy=lambda: True)
+        assert old_code.in_threads() == []
+    finally:
+        stopped(module, thread)
+
+
+def test_a_kept_thread_runs_on_unreported(tmp_path: Path, old_code: OldCode, sightings: list[Sighting]) -> None:
+    module = imported(tmp_path, "ticker_c", TICKER, old_code)
+    thread = keep(f"ticker-{tmp_path.name}", lambda: started(module))
+    try:
+        old_code.retire(1, {"ticker_c": module}, busy=lambda: False)
+        assert old_code.in_threads() == []
+    finally:
+        stopped(module, thread)
+
+
+def test_a_new_version_of_the_same_source_is_not_old_code(tmp_path: Path, old_code: OldCode) -> None:
+    first = imported(tmp_path, "same", TICKER, old_code)
+    second = imported(tmp_path, "same", TICKER, old_code)
+    old_code.retire(1, {"same": first}, busy=lambda: False)
+    # Equal code objects (same source), but only the retired version's are old.
+    assert first.tick.__code__ == second.tick.__code__
+    assert old_code.is_retired(first.tick.__code__)
+    assert not old_code.is_retired(second.tick.__code__)
+
+
+def test_a_module_imported_unrecorded_is_known_by_its_functions(tmp_path: Path, old_code: OldCode) -> None:
+    source = "class Handler:\n    def handle(self):\n        return 1\n\n\ndef helper():\n    pass\n"
+    (tmp_path / "lazy.py").write_text(source)
+    spec = importlib.util.spec_from_file_location("lazy", tmp_path / "lazy.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # no recorder: a request imported it lazily
+    old_code.retire(1, {"lazy": module}, busy=lambda: False)
+    assert old_code.is_retired(module.helper.__code__)
+    assert old_code.is_retired(module.Handler.handle.__code__)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is Python 3.12+: 3.11 looks at thread stacks")
+def test_a_callback_a_library_holds_is_reported_when_it_runs(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    module = imported(tmp_path, "callback", "def on_event():\n    return 'old'\n", old_code)
+    held = [module.on_event]  # as a library's global registry would
+    old_code.retire(1, {"callback": module}, busy=lambda: False)
+    assert sightings == []
+    for _ in range(3):
+        assert held[0]() == "old"
+    assert [(s.version, s.function, s.line) for s in sightings] == [(1, "callback.on_event", 1)]
