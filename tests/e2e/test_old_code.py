@@ -78,3 +78,42 @@ def test_a_thread_stopped_by_on_retire_leaves_what_a_fresh_process_runs(tree: Ap
         wait_until(lambda: server.client.get("/").json() == [f"ticker {version}"])  # noqa: B023 (waited for here)
     status = server.status()
     assert (status["failures"], status["old_code"]) == (0, [])
+
+
+# Logging set up at import, the three usual ways; `/` says how many handlers each logger has.
+LOGGING = """
+import logging
+import logging.config
+
+logging.basicConfig(level=logging.INFO)
+logging.getLogger("PKG.audit").addHandler(logging.StreamHandler())
+logging.config.dictConfig({{"version": 1, "loggers": {{"PKG.dict": {{"handlers": ["plain"]}}}},
+                            "handlers": {{"plain": {{"class": "logging.StreamHandler"}}}}}})
+EDITION = {edition}
+"""
+LOGGING_REPORT = """
+import logging
+
+import PKG.logging_setup
+
+
+def report():
+    names = ["", "PKG.audit", "PKG.dict"]
+    return {name or "root": len(logging.getLogger(name).handlers) for name in names}
+"""
+
+
+def test_handlers_added_at_import_are_those_of_a_fresh_process_and_our_lines_still_log(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, {"logging_setup.py": LOGGING.format(edition=1), "report.py": LOGGING_REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    for edition in (2, 3, 4):
+        tree.write("logging_setup.py", LOGGING.format(edition=edition))
+        answer = server.client.post("/__reload").json()
+        assert answer["ok"] is True, answer["error"]
+    expected = fresh_report(tree.root, tree.name)
+    assert expected == {"root": 1, f"{tree.name}.audit": 1, f"{tree.name}.dict": 1}
+    assert server.client.get("/").json() == expected
+    # dictConfig() disabled every logger it does not name; ours logged every reload all the same.
+    assert server.log().count("now serving version") == 3

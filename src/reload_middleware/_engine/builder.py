@@ -1,6 +1,6 @@
 """Building a version's modules: the app's first import, and a group's import anew, each with what
-its modules registered on the way (``on_retire`` hooks, ``atexit`` callbacks, framework registries)
-so that a discarded build takes all of it back with it."""
+its modules registered on the way (``on_retire`` hooks, ``atexit`` callbacks, framework registries,
+logging handlers) so that a discarded build takes all of it back with it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .. import adapters
 from .._errors import BuildError
 from .._handover import capturing_exit_callbacks, recording_hooks, run_hooks, unregister_exit_callbacks
 from .._importer import load_app
+from .effects import discard_effects, recording_effects, release_effects
 from .loader import GroupLoad, ImportRecorder, LoadedGroup
 
 
@@ -27,7 +28,7 @@ class FirstImport:
 
 def import_first(import_string: str, *, factory: bool) -> FirstImport:
     """Import the app for the first time, recording who imports whom and which files each module reads."""
-    with ImportRecorder() as imports, capturing_exit_callbacks() as exit_callbacks:
+    with ImportRecorder() as imports, capturing_exit_callbacks() as exit_callbacks, recording_effects():
         app = load_app(import_string, factory=factory)
     return FirstImport(app, imports, exit_callbacks)
 
@@ -43,15 +44,24 @@ def build_group(
     """
     old = {name: sys.modules[name] for name in group if name in sys.modules}
     restore_registries = adapters.release(old)
-    with recording_hooks() as registered, capturing_exit_callbacks() as exit_callbacks:
+    restore_effects = release_effects(old.values())  # the new modules add their own handlers
+    with (
+        recording_hooks() as registered,
+        capturing_exit_callbacks() as exit_callbacks,
+        recording_effects() as affected,
+    ):
         try:
             loaded = load.run(load_app, changed_modules | adapters.imported_at_start(group))
         except BuildError:
             run_hooks(registered)  # undo what the discarded modules registered at import
             unregister_exit_callbacks(exit_callbacks)
+            discard_effects(affected)
+            restore_effects()
             restore_registries()
             raise
     load.after_restore.append(lambda: run_hooks(registered))
+    load.after_restore.append(lambda: discard_effects(affected))
+    load.after_restore.append(restore_effects)
     load.after_restore.append(restore_registries)
     load.after_restore.append(lambda: unregister_exit_callbacks(exit_callbacks))
     loaded.exit_callbacks = exit_callbacks
