@@ -88,6 +88,7 @@ class Retirer:
         version.exit_callbacks = []
         replaced, version.replaced = version.replaced, {}
         run_module_hooks(replaced.values())
+        adapters.retire(replaced)  # what its modules started (schedulers, exporters) stops
         adapters.retired()  # caches keyed on its functions (FastAPI's, typing's) let go of them
         # From here on, none of its code should run (its own hooks and lifespan have ended).
         self._old_code.retire(version.number, replaced, lambda: version.in_flight > 0)

@@ -16,11 +16,11 @@ import logging
 import sys
 from collections.abc import Callable, Mapping, Set
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
-_ADAPTERS = ("django", "fastapi", "pluggy", "sqlalchemy")
+_ADAPTERS = ("apscheduler", "django", "fastapi", "opentelemetry", "pluggy", "prometheus", "sqlalchemy")
 Undo = Callable[[], None]
 
 
@@ -40,6 +40,8 @@ class Adapter(Protocol):
       its start (Django's settings), which only a restart applies, with the reason;
     - ``committed()``: the new modules are in ``sys.modules``; empty the caches a request of the old
       version may have filled during the build (Django's URL resolvers);
+    - ``retire(modules)``: the version that served ``modules`` retired; stop what they started,
+      which would run their code on (a scheduler, a tracer provider's exporter thread);
     - ``retired()``: a version's modules retired; empty the caches keyed on its functions
       (FastAPI's, ``typing``'s), which would hold it alive.
     """
@@ -80,6 +82,16 @@ def committed() -> None:
             adapter.committed()
 
 
+def retire(modules: Mapping[str, ModuleType]) -> None:
+    """The version that served ``modules`` retired: what they started stops."""
+    for adapter in _active():
+        if hasattr(adapter, "retire"):
+            try:
+                adapter.retire(modules)
+            except Exception:
+                logger.exception("could not stop what a retired version started (%s)", adapter.FRAMEWORK)
+
+
 def retired() -> None:
     """A version's modules retired: caches keyed on its functions let go of them."""
     for adapter in _active():
@@ -100,6 +112,41 @@ def release(modules: Mapping[str, ModuleType]) -> Undo:
                 logger.exception("could not restore a framework registry after a rollback")
 
     return undo
+
+
+def namespace_values(modules: Mapping[str, ModuleType]) -> dict[int, object]:
+    """What ``modules`` hold at top level, and inside their top-level lists, tuples and dicts
+    (``METRICS = {"hits": Counter(...)}``), by id."""
+    found: dict[int, object] = {}
+    for module in modules.values():
+        for value in list(vars(module).values()):
+            found[id(value)] = value
+            items = value.values() if type(value) is dict else value if type(value) in (list, tuple) else ()
+            found.update((id(item), item) for item in list(items))
+    return found
+
+
+def owned_by(candidates: list[Any], modules: Mapping[str, ModuleType]) -> list[Any]:
+    """Those of ``candidates`` (objects that ``modules`` hold) that no other module holds: made by
+    these modules, not imported from one that a reload of them does not execute again."""
+    names = set(modules)
+    wanted = {id(candidate) for candidate in candidates}
+    elsewhere = {
+        identity
+        for name, module in list(sys.modules.items())
+        if name not in names and isinstance(module, ModuleType)
+        for identity in namespace_values({name: module})
+        if identity in wanted
+    }
+    return [candidate for candidate in candidates if id(candidate) not in elsewhere]
+
+
+def defined_in(function: object, modules: Mapping[str, ModuleType]) -> bool:
+    """Whether ``function`` (or a bound method's function) is code of these very module objects:
+    unlike ``declared_by``, a function of a newer module of the same name is not."""
+    function = getattr(function, "__func__", function)
+    namespace = getattr(function, "__globals__", None)
+    return any(namespace is vars(module) for module in modules.values())
 
 
 def declared_by(value: object, modules: Mapping[str, ModuleType]) -> bool:
