@@ -179,10 +179,10 @@ def test_the_old_version_drains_while_a_request_is_on_it_then_retires(
     assert [state["state"] for state in pipeline.versions.describe()] == ["draining", "serving"]
     assert first.replaced[f"{imported_tree.name}.leaf"] is old_leaf  # what it retires with
     assert runtime.stopped == []
-    pipeline.retire_ready()
+    pipeline.tend()
     assert pipeline.versions.draining() == [first]  # still busy
     request.end()
-    pipeline.retire_ready()
+    pipeline.tend()
     assert first.phase.value == "retired"
     assert runtime.stopped == [1]
     assert [version.number for version in pipeline.versions.live] == [2]

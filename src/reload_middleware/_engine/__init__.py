@@ -10,5 +10,15 @@ from .builder import build_group, import_first
 from .graph import ModuleGraph
 from .loader import GroupLoad, ImportRecorder, LoadedGroup
 from .planner import group_for
+from .reads import RunTimeReads
 
-__all__ = ["GroupLoad", "ImportRecorder", "LoadedGroup", "ModuleGraph", "build_group", "group_for", "import_first"]
+__all__ = [
+    "GroupLoad",
+    "ImportRecorder",
+    "LoadedGroup",
+    "ModuleGraph",
+    "RunTimeReads",
+    "build_group",
+    "group_for",
+    "import_first",
+]

@@ -1,5 +1,6 @@
 """Files read while a module executes at import (a YAML or JSON config, a data file, a template
-read with ``open()``): dependencies of that module, so that editing one reloads it. And each
+read with ``open()``), or later by its code (``RunTimeReads``): dependencies of that module, so
+that editing one reloads it. And each
 module's top-level code object, as it is executed: every function, class and lambda of that module
 version is compiled into it, which is how its code is recognised once the version is replaced.
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import weakref
+from collections.abc import Callable, Iterable
 from types import CodeType, FrameType
 from typing import Any
 
@@ -56,21 +59,93 @@ def _install() -> None:
             _installed = True
 
 
+class RunTimeReads:
+    """Files project code reads while the app serves, outside any import (a cached settings
+    function reading ``.env`` at the first request): ``{module: {path}}`` for the innermost
+    project module on the reading thread's stack, under ``roots``. Files this process wrote are
+    never counted: they are its data (uploads, a database), not its sources.
+
+    ``wake`` is called (from the reading thread) when there is something new to ``take()``.
+    """
+
+    def __init__(self, roots: tuple[str, ...], is_project: Callable[[str], bool], wake: Callable[[], object]) -> None:
+        self._roots = roots
+        self._is_project = is_project
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._pending: dict[str, set[str]] = {}
+        self._known: set[tuple[str, str]] = set()
+        self._written: set[str] = set()
+
+    def start(self) -> None:
+        _install()
+        _run_time.add(self)
+
+    def stop(self) -> None:
+        _run_time.discard(self)
+
+    def take(self) -> dict[str, set[str]]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def forget(self, modules: Iterable[str]) -> None:
+        """``modules`` were executed anew: their next reads count again."""
+        modules = set(modules)
+        with self._lock:
+            self._known = {known for known in self._known if known[0] not in modules}
+
+    def note(self, path: str, writing: bool, frame: FrameType | None) -> None:
+        path = os.path.abspath(path)
+        if not path.startswith(self._roots) or path.endswith(_CODE):
+            return
+        if writing:
+            with self._lock:
+                if len(self._written) < _MAX_WRITTEN:
+                    self._written.add(path)
+            return
+        module = self._reading_module(frame)
+        if module is None or (module, path) in self._known or path in self._written:
+            return
+        with self._lock:
+            self._known.add((module, path))
+            self._pending.setdefault(module, set()).add(path)
+        self._wake()
+
+    def _reading_module(self, frame: FrameType | None) -> str | None:
+        while frame is not None:
+            name = frame.f_globals.get("__name__")
+            if type(name) is str and self._is_project(name):
+                return name
+            frame = frame.f_back
+        return None
+
+
+_run_time: weakref.WeakSet[RunTimeReads] = weakref.WeakSet()
+_CODE = (".py", ".pyc", ".so", ".pyd")  # linecache reads sources for tracebacks: not a dependency
+_MAX_WRITTEN = 10_000
+
+
 def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
     # Called for every audit event of the process: the first test must be the cheapest.
     if event != "open":
         if event == "exec":
             _on_exec(args[0])
         return
-    recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
-    if recorder is None:
-        return
     path, mode = args[0], args[1]
-    if type(path) is not str or (type(mode) is str and not _WRITING.isdisjoint(mode)):
+    if type(path) is not str:
         return
-    if mode is None and len(args) > 2 and isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR):
-        return  # os.open for writing
-    recorder.note(path)
+    writing = (type(mode) is str and not _WRITING.isdisjoint(mode)) or (
+        mode is None and len(args) > 2 and isinstance(args[2], int) and bool(args[2] & (os.O_WRONLY | os.O_RDWR))
+    )
+    recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
+    if recorder is not None:
+        if not writing:
+            recorder.note(path)
+    elif _run_time:
+        frame = sys._getframe(1)
+        for reads in list(_run_time):
+            reads.note(path, writing, frame)
 
 
 def _on_exec(code: object) -> None:

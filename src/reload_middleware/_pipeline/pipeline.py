@@ -107,6 +107,7 @@ class Pipeline:
         )
         self._start_hooks: list[Callable[[], object]] = []
         self.worker = Worker(self, self.queue, self._watcher_factory(), self.leaks, weakly(self._run_start_hooks))
+        self.project.record_reads(self.queue.poke)
 
     def _watcher_factory(self) -> Callable[[], Watcher]:
         # Holds the pipeline only weakly: the watcher thread must not keep it alive.
@@ -126,6 +127,7 @@ class Pipeline:
     def close(self) -> None:
         """Stop the threads (the server is stopping); the trigger file goes too."""
         self.worker.close()
+        self.project.stop_recording_reads()
         self.old_code.close()
         self.trigger.remove()
 
@@ -167,8 +169,13 @@ class Pipeline:
 
     # -- the worker thread's work (``worker.Workload``) ------------------------------------------
 
-    def retire_ready(self) -> None:
+    def tend(self) -> None:
+        """Whenever the worker wakes: retire the versions that are done, and take in the files
+        project code read at run time (new dependencies, perhaps in a directory to watch too)."""
         self._retirer.retire_ready()
+        self.project.take_reads()
+        if self.project.dirs.moved and self.worker.started:
+            self.worker.rewatch()
 
     def idle_wait(self) -> float | None:
         return _RETIRE_POLL if self.versions.draining() else None

@@ -18,7 +18,7 @@ from types import ModuleType
 from watchfiles import Change
 
 from .._config import Config
-from .._engine import ImportRecorder, LoadedGroup, ModuleGraph, group_for
+from .._engine import ImportRecorder, LoadedGroup, ModuleGraph, RunTimeReads, group_for
 from .._errors import ConfigError, ErrorReport, report_error
 from .._watch import ChangeDetector, Fingerprint, SourceFilter, WatchedDirs, Watcher, fingerprint
 
@@ -61,6 +61,7 @@ class Project:
         self.detector = ChangeDetector()
         self._refreshed_ns = 0
         self._refresh()
+        self._run_time_reads: RunTimeReads | None = None
 
     @property
     def filter(self) -> SourceFilter:
@@ -87,6 +88,34 @@ class Project:
             for name, tracked in self.graph.modules.items()
             if tracked.reloadable and name not in group and name in sys.modules
         }
+
+    def record_reads(self, wake: Callable[[], object]) -> None:
+        """From now on, files project code reads as it serves are dependencies too (``wake`` is
+        called when there are some to ``take_reads()``)."""
+        roots = tuple(f"{directory}{os.sep}" for directory in self.dirs.resolved)
+        self._run_time_reads = RunTimeReads(roots, self._is_reloadable, wake)
+        self._run_time_reads.start()
+
+    def stop_recording_reads(self) -> None:
+        if self._run_time_reads is not None:
+            self._run_time_reads.stop()
+
+    def take_reads(self) -> None:
+        """Files project code read at run time become dependencies of its module: watched, and an
+        edit of one reloads that module and its importers."""
+        reads = self._run_time_reads.take() if self._run_time_reads is not None else {}
+        if not reads:
+            return
+        known = set(self.graph.dependency_paths())
+        self.graph.observe_reads(reads, executed=())
+        new = [path for path in self.graph.dependency_paths() if path not in known]
+        self.detector.track(new)
+        if self._watching:
+            self.dirs.notice_imports(new)  # one outside the watched directories: watch it too
+
+    def _is_reloadable(self, name: str) -> bool:
+        tracked = self.graph.modules.get(name)
+        return tracked is not None and tracked.reloadable
 
     def watcher(self, on_change: Callable[[], object], trigger_path: str, on_trigger: Callable[[], object]) -> Watcher:
         """A watcher thread: ``on_change`` when watched files may have changed (unless watching is
@@ -203,6 +232,8 @@ class Project:
         self.detector.commit(plan.changes)
         self.graph.observe(loaded.imports)
         self.graph.observe_reads(loaded.reads, executed=plan.group)
+        if self._run_time_reads is not None:
+            self._run_time_reads.forget(plan.group)  # the new modules' reads count anew
         self._refresh()
 
     def abort(self) -> None:

@@ -84,6 +84,11 @@ class AttemptQueue:
             self.condition.notify_all()
         return attempt
 
+    def poke(self) -> None:
+        """Wake the worker: something besides an attempt needs it (files read at run time)."""
+        with self.condition:
+            self.condition.notify_all()
+
     def take(self) -> Attempt | None:
         """Under ``condition``: the queued attempt, now running, or ``None`` when nothing is
         queued. Raises ``Closed`` once the queue is closed."""

@@ -27,7 +27,7 @@ WORKER_THREAD = "reload-middleware-pipeline"
 class Workload(Protocol):
     """What the worker thread does, on the object that owns it (held weakly)."""
 
-    def retire_ready(self) -> None: ...
+    def tend(self) -> None: ...
 
     def idle_wait(self) -> float | None: ...
 
@@ -115,7 +115,7 @@ def _work(ref: weakref.ReferenceType[Workload], queue: AttemptQueue) -> None:
         owner = ref()
         if owner is None:
             return
-        owner.retire_ready()
+        owner.tend()
         condition = queue.condition
         with condition:
             try:

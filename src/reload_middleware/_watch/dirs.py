@@ -8,13 +8,15 @@ import system has them and resolved again on every sweep, so that a release swit
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import logging
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .._config import Config
+from .._config import TEMPLATE_GLOBS, Config
 from .._errors import ConfigError
 from .._files import environment_dirs
 from .filters import SourceFilter
@@ -55,7 +57,7 @@ class WatchedDirs:
         if self._config.watch_dirs:
             return self.resolved
         observed: dict[Path, None] = {}
-        for path in [*module_paths, self._root_file]:
+        for path in [*module_paths, self._root_file, *self._included_in_roots()]:
             for root in self.resolved:
                 parts = Path(path).relative_to(root).parts if path.startswith(f"{root}{os.sep}") else ()
                 if len(parts) == 1:
@@ -70,6 +72,21 @@ class WatchedDirs:
             if (root / "templates").is_dir():
                 observed[root / "templates"] = None
         return tuple(observed)
+
+    def _included_in_roots(self) -> list[str]:
+        """Files directly in a project root that the user's ``include`` patterns name (``.env``;
+        templates are looked for in packages and ``templates/``): the root is watched for them,
+        as for a module that lies in it."""
+        patterns = [pattern for pattern in self._config.include if pattern not in TEMPLATE_GLOBS]
+        found: list[str] = []
+        for root in self.resolved if patterns else ():
+            with contextlib.suppress(OSError), os.scandir(root) as entries:
+                found.extend(
+                    entry.path
+                    for entry in entries
+                    if entry.is_file() and any(fnmatch.fnmatch(entry.name, pattern) for pattern in patterns)
+                )
+        return found
 
     def watch(self, module_paths: Iterable[str]) -> tuple[Path, ...]:
         """What to give a new watcher now (and remember it)."""
