@@ -42,9 +42,11 @@ PLUGGY_APP = {
 }
 
 
-def greeter(text: str, *, then_fail: bool = False) -> str:
-    """A plugin module that registers itself at import, by name."""
+def greeter(text: str, *, then_fail: bool = False, undo: bool = False) -> str:
+    """A plugin module that registers itself at import, by name (and with ``undo``, unregisters
+    that name when its version retires, as a registry's documentation would have it)."""
     failure = "\nraise RuntimeError('broken after registering')\n" if then_fail else ""
+    hook = '\nfrom reload_middleware import on_retire\non_retire(lambda: pm.unregister(name="greeter"))\n'
     return f"""
 import sys
 
@@ -57,7 +59,7 @@ def greet():
 
 
 pm.register(sys.modules[__name__], name="greeter")
-{failure}"""
+{hook if undo else ""}{failure}"""
 
 
 def test_a_pluggy_plugin_that_registers_itself_reloads(tree: AppTree, serve: ServerFactory) -> None:
@@ -67,6 +69,19 @@ def test_a_pluggy_plugin_that_registers_itself_reloads(tree: AppTree, serve: Ser
     tree.write("plugins/greeter.py", greeter("hello 2"))
     wait_until(lambda: server.client.get("/").json() == ["hello 2"])
     assert server.status()["failures"] == 0
+
+
+def test_an_old_versions_hook_never_unregisters_the_new_versions_plugin(tree: AppTree, serve: ServerFactory) -> None:
+    write_semantic_app(tree, {**PLUGGY_APP, "plugins/greeter.py": greeter("hello 1", undo=True)})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    for version in (2, 3):
+        tree.write("plugins/greeter.py", greeter(f"hello {version}", undo=True))
+        assert server.client.post("/__reload").json()["ok"] is True
+        expected = fresh_report(tree.root, tree.name)
+        assert expected == [f"hello {version}"]
+        assert server.client.get("/").json() == expected
+    assert server.status()["failures"] == 0
+    assert "registered again" in server.log()
 
 
 def test_a_failed_reload_of_a_pluggy_plugin_puts_the_old_one_back(tree: AppTree, serve: ServerFactory) -> None:
