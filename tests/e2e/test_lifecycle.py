@@ -169,6 +169,14 @@ def test_a_websocket_stays_on_its_version_then_is_closed_with_1012(
         websocket.send("b")
         assert websocket.recv(timeout=5) == "v1:b"  # still on the version it started on
         assert lines(events) == ["start v1", "start v2"]
+        # ... and says so: the status lists it on version 1, the log said so at the swap.
+        old = server.status()["versions"][0]
+        assert (old["number"], [c["kind"] for c in old["connections"]], old["connections"][0]["path"]) == (
+            1,
+            ["websocket"],
+            "/ws",
+        )
+        assert "1 long-lived connection(s) (websockets, streams) stay on version 1" in server.log()
         with pytest.raises(ConnectionClosed) as closed:
             websocket.recv(timeout=10)
         assert closed.value.rcvd is not None

@@ -57,7 +57,7 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
             scope = {**scope, "state": dict(version.lifespan_state)}  # its own state, as the app expects
         if self._live is not None:
             scope, send = self._with_live_refresh(scope, send, version)
-        exchange = HttpExchange(version, receive, send)
+        exchange = HttpExchange(version, receive, send, scope.get("path", ""))
         try:
             await version.app(scope, exchange.receive, exchange.send)
         finally:
@@ -102,7 +102,7 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
         if kind != "websocket":
             await version.app(scope, receive, send)
             return
-        websocket = WebsocketExchange(version, send)
+        websocket = WebsocketExchange(version, send, scope.get("path", ""))
         try:
             await version.app(scope, receive, websocket.send)
         finally:

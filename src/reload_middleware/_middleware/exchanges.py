@@ -8,6 +8,8 @@ calls of ours beyond the middleware's own (two to count it, one per send, one at
 from __future__ import annotations
 
 import contextlib
+import time
+from typing import Any
 
 import anyio.from_thread
 import anyio.lowlevel
@@ -22,13 +24,17 @@ class HttpExchange(Visit):
     """One HTTP request: computing until its response starts (except while it waits for its
     body), then long-lived while it streams, and closable once it does."""
 
-    __slots__ = ("_closed", "_receive", "_send")
+    __slots__ = ("_closed", "_path", "_receive", "_send")
 
-    def __init__(self, version: AppVersion, receive: Receive, send: Send) -> None:
+    def __init__(self, version: AppVersion, receive: Receive, send: Send, path: str = "") -> None:
         self._receive = receive
         self._send = send
         self._closed = False
+        self._path = path
         super().__init__(version)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "stream" if self.long_lived else "request", "path": self._path}
 
     async def receive(self) -> Message:
         if self.streaming:
@@ -58,13 +64,18 @@ class HttpExchange(Visit):
 class WebsocketExchange(Visit):
     """A websocket: long-lived from the start, closed with 1012 if its version must go."""
 
-    __slots__ = ("_send", "_token")
+    __slots__ = ("_opened", "_path", "_send", "_token")
 
-    def __init__(self, version: AppVersion, send: Send) -> None:
+    def __init__(self, version: AppVersion, send: Send, path: str = "") -> None:
         self._send = send
         self._token = anyio.lowlevel.current_token()
+        self._path = path
+        self._opened = time.monotonic()
         super().__init__(version, streaming=True)
         self.long_lived = True
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "websocket", "path": self._path, "open_s": round(time.monotonic() - self._opened, 1)}
 
     async def send(self, message: Message) -> None:
         if message["type"] == "websocket.accept" and self.version.header is not None:

@@ -157,6 +157,7 @@ class Transaction:
         self._history.succeeded(record)
         self._versions.swap(version, loaded.old_modules, config.retire_timeout)
         self._open_gate(attempt)  # the new version serves: what follows holds no request back
+        _say_who_stays(old, config.retire_timeout)
         _settle(attempt, version)
         pause.end()
         checking = time.perf_counter()
@@ -259,6 +260,19 @@ class CollectionPause:
 
     def __exit__(self, *exc_info: object) -> None:
         self.end()
+
+
+def _say_who_stays(old: AppVersion, retire_timeout: float) -> None:
+    """Long-lived connections (websockets, streams) stay on the old version, running its code."""
+    staying = old.long_lived
+    if staying:
+        logger.info(
+            "%d long-lived connection(s) (websockets, streams) stay on version %d, running its code, until "
+            "they close (at most %g s: retire_timeout); the status lists them",
+            staying,
+            old.number,
+            retire_timeout,
+        )
 
 
 def _settle(attempt: Attempt, version: AppVersion) -> None:

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 _DRAIN_POLL = 0.001
+_CONNECTIONS_SHOWN = 20
 
 
 class Phase(str, enum.Enum):
@@ -56,6 +57,10 @@ class Visit:
     @property
     def computing(self) -> bool:
         return not (self.paced or self.streaming)
+
+    def describe(self) -> dict[str, Any]:
+        """What the status says of this visit while it is a long-lived connection."""
+        return {"kind": "request"}
 
     def close(self) -> None:
         """End this long-lived connection (its version must go); any thread may call it."""
@@ -116,6 +121,8 @@ class AppVersion:
             "in_flight": len(visits),
             "computing": sum(visit.computing for visit in visits),
             "long_lived": sum(visit.long_lived for visit in visits),
+            # Each runs this version's code until it closes: a websocket answers with it.
+            "connections": [visit.describe() for visit in visits if visit.long_lived][:_CONNECTIONS_SHOWN],
         }
 
     def wait_computed(self, timeout: float) -> bool:
