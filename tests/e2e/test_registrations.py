@@ -5,8 +5,8 @@ importing the same sources runs, with no reload refused and no old version's cod
 from __future__ import annotations
 
 import pytest
-from apps import write_semantic_app
-from harness import AppTree, ServerFactory, fresh_report, wait_until
+from apps import STARLETTE_APP, write_app, write_semantic_app
+from harness import AppTree, ServerFactory, fresh_get, fresh_report, wait_until
 
 
 def edited_three_times(tree: AppTree, serve: ServerFactory, files: dict[str, str], edited: str) -> object:
@@ -129,3 +129,47 @@ OPENTELEMETRY = {
 @pytest.mark.timeout(120)
 def test_an_opentelemetry_provider_set_at_import_is_set_again(tree: AppTree, serve: ServerFactory) -> None:
     assert edited_three_times(tree, serve, OPENTELEMETRY, "telemetry.py") == {"version": "4", "exporter_threads": 1}
+
+
+# The issue's own case: a FastAPI app instrumented at import, its provider set there too.
+INSTRUMENTED_FASTAPI = """
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+EDITION = "{edition}"
+exporter = InMemorySpanExporter()
+provider = TracerProvider(resource=Resource.create({{"service.version": EDITION}}))
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+app = FastAPI()
+
+
+@app.get("/")
+def home():
+    with trace.get_tracer(__name__).start_as_current_span("work"):
+        pass
+    return sorted({{span.resource.attributes["service.version"] for span in exporter.get_finished_spans()}})
+
+
+FastAPIInstrumentor.instrument_app(app)
+"""
+
+
+def test_an_instrumented_fastapi_app_exports_through_its_own_provider(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, {"__init__.py": "", "asgi.py": STARLETTE_APP["asgi.py"]})
+    tree.write("main.py", INSTRUMENTED_FASTAPI.format(edition=1))
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    assert server.client.get("/").json() == ["1"]
+    for edition in (2, 3, 4):
+        tree.write("main.py", INSTRUMENTED_FASTAPI.format(edition=edition))
+        answer = server.client.post("/__reload").json()
+        assert answer["ok"] is True, answer["error"]
+    fresh = fresh_get(tree.root, f"{tree.name}.main:app", "/")
+    assert fresh == (200, '["4"]')
+    assert server.client.get("/").text == fresh[1]
+    assert server.status()["old_code"] == []
