@@ -171,6 +171,8 @@ class OldCode:
         origin = self._retired.get(id(code))
         if origin is None or origin.code() is not code:
             return True  # a code object that died, and a new one got its id
+        if code.co_name == "__del__":
+            return True  # an old object being freed: the end of old code, not a run of it
         sighting = self._sighting(frame, threading.current_thread().name)
         if sighting is None:
             return False  # legitimate (a kept object, a request of that version): watch on

@@ -160,9 +160,7 @@ class Transaction:
         _say_who_stays(old, config.retire_timeout)
         _settle(attempt, version)
         pause.end()
-        checking = time.perf_counter()
         stale = self._stale_report(record, loaded.app, plan.group, loaded.old_modules)
-        record.phases["stale_check"] = (time.perf_counter() - checking) * 1000
         if stale is not None:
             return Outcome(False, number, record.modules, record.duration_ms, stale, plan.restart_required)
         self._history.log_success(record)
@@ -187,15 +185,21 @@ class Transaction:
     ) -> ErrorReport | None:
         """Guarantee 7: a reload whose app still reaches old code, or while a thread still runs
         old code, is reported as stale, not as ok. The old version retires first if it can: its
-        ``on_retire`` hooks undo its registrations, and stop what it started."""
+        ``on_retire`` hooks undo its registrations, and stop what it started. Each step is a
+        phase of its own in the record (after the swap: not part of ``duration_ms``)."""
+        lap = Laps(time.perf_counter())
         self._retirer.retire_ready()
+        lap("retire")
         running = self._old_code.in_threads()
+        lap("old_code")
+        record.phases.update(lap.ms)
         if running:
             first = running[0]
             report = old_code_report([sighting.describe() for sighting in running], first.file, first.line, first.stack)
             self._history.stale(record, report)
             return report
         graph = self._project.graph
+        checking = time.perf_counter()
         try:
             chain = find_stale(
                 app,
@@ -207,6 +211,8 @@ class Transaction:
         except Exception:  # a fault of the check itself must not turn a good reload into a failure
             logger.exception("could not check version %d for stale code", record.version)
             return None
+        finally:
+            record.phases["stale_check"] = (time.perf_counter() - checking) * 1000
         if chain is None:
             return None
         report = stale_report(chain)
