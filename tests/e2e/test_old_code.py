@@ -4,6 +4,9 @@ on (a thread started at import) makes the reload stale, with where it runs; the 
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 from apps import write_semantic_app
 from harness import AppTree, ServerFactory, fresh_report, wait_until
 
@@ -59,6 +62,7 @@ def test_a_thread_of_the_replaced_version_that_runs_on_makes_the_reload_stale(
     assert error["file"] == str(tree.path("ticker.py"))
     status = server.status()
     assert [(ran["version"], ran["thread"]) for ran in status["old_code"]] == [(1, "ticker 1")]
+    assert (status["reloads"], status["failures"]) == (1, 1)  # one stale reload, counted once
     assert "but it is stale" in server.log()
     # A fresh process runs one ticker; this one runs both, and says so at every reload.
     assert fresh_report(tree.root, tree.name) == ["ticker 2"]
@@ -117,3 +121,49 @@ def test_handlers_added_at_import_are_those_of_a_fresh_process_and_our_lines_sti
     assert server.client.get("/").json() == expected
     # dictConfig() disabled every logger it does not name; ours logged every reload all the same.
     assert server.log().count("now serving version") == 3
+
+
+# A callback held by the interpreter itself (codecs' search functions): nothing walks there.
+CODEC = """
+import codecs
+
+EDITION = {edition}
+
+
+def search(name):
+    return None
+
+
+codecs.register(search)
+"""
+CODEC_REPORT = """
+import codecs
+
+import PKG.codec
+
+
+def report():
+    try:
+        codecs.lookup("reload-middleware-no-such-codec")  # asks every search function
+    except LookupError:
+        pass
+    return PKG.codec.EDITION
+"""
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="run-time detection of held callbacks is sys.monitoring's, 3.12+"
+)
+def test_a_replaced_callback_a_library_still_calls_is_reported_when_it_runs(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, {"codec.py": CODEC.format(edition=1), "report.py": CODEC_REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    tree.write("codec.py", CODEC.format(edition=2))
+    assert server.client.post("/__reload").json()["ok"] is True  # nothing reaches it from the app
+    assert server.status()["old_code"] == []
+    assert server.client.get("/").json() == 2  # ... but version 1's search function just ran
+    status = wait_until(lambda: (status := server.status())["old_code"] and status)
+    assert [(ran["version"], ran["function"]) for ran in status["old_code"]] == [(1, f"{tree.name}.codec.search")]
+    assert status["last_error"]["type"] == "StaleCode"
+    assert "Old code ran after its version was replaced" in server.log()

@@ -97,9 +97,13 @@ class History:
             report.message,
         )
 
+    def saw_old_code(self, sightings: list[Sighting]) -> None:
+        """Runs of replaced code, for the status (the failure they make is reported by the caller)."""
+        self.old_code = [*self.old_code, *sightings][-_OLD_CODE_KEPT:]
+
     def old_code_ran(self, sighting: Sighting) -> None:
         """Code of a retired version ran after an ok reload: a failure found late, not a quiet one."""
-        self.old_code = [*self.old_code[-(_OLD_CODE_KEPT - 1) :], sighting]
+        self.saw_old_code([sighting])
         self._failure(old_code_report([sighting.describe()], sighting.file, sighting.line, sighting.stack))
         logger.warning(
             "Old code ran after its version was replaced: %s. Stop it in on_retire(), keep() it, or restart",

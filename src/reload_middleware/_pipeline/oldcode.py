@@ -82,7 +82,6 @@ class OldCode:
         self._retired: dict[int, _Origin] = {}  # by id(code): code objects compare by content
         self._exempt: set[int] = set()  # codes of kept objects (held by them: their ids stay theirs)
         self._reported: set[int] = set()
-        self._monitor: _Monitor | None = None
 
     # -- what the pipeline tells it ---------------------------------------------------------------
 
@@ -107,18 +106,16 @@ class OldCode:
                     )
         self._exempt.update(_kept_code())
         if _MONITORING and codes:
-            if self._monitor is None:
-                self._monitor = _Monitor.acquire(self._on_event)
-            if self._monitor is not None:
-                self._monitor.watch(codes)
+            _Monitor.watch(self, codes)
 
     def is_retired(self, code: CodeType) -> bool:
         """Whether ``code`` belongs to a retired version (for the stale walk)."""
         origin = self._retired.get(id(code))
         return origin is not None and origin.code() is code
 
-    def in_threads(self) -> list[Sighting]:
-        """Old code on the stack of any other thread now; each is also reported (once per code)."""
+    def in_threads(self, *, report: bool = True) -> list[Sighting]:
+        """Old code on the stack of any other thread now; each is also reported (once), unless
+        ``report`` is false: the caller reports them (a reload's answer)."""
         if not self._retired:
             return []
         found: list[Sighting] = []
@@ -131,13 +128,11 @@ class OldCode:
             if sighting is not None:
                 found.append(sighting)
         for sighting in found:
-            self._report(sighting)
+            self._report(sighting, report)
         return found
 
     def close(self) -> None:
-        if self._monitor is not None:
-            self._monitor.release()
-            self._monitor = None
+        _Monitor.forget(self)
 
     # -- finding -----------------------------------------------------------------------------------
 
@@ -166,11 +161,11 @@ class OldCode:
             stack=_stack(frame),
         )
 
-    def _on_event(self, code: CodeType, frame: FrameType) -> bool:
-        """A monitored code object started or resumed in ``frame``; ``True``: stop watching it."""
-        origin = self._retired.get(id(code))
-        if origin is None or origin.code() is not code:
-            return True  # a code object that died, and a new one got its id
+    def owns(self, code: CodeType) -> bool:
+        return self.is_retired(code)
+
+    def on_event(self, code: CodeType, frame: FrameType) -> bool:
+        """A monitored code object of ours started or resumed in ``frame``; ``True``: stop watching it."""
         if code.co_name == "__del__":
             return True  # an old object being freed: the end of old code, not a run of it
         sighting = self._sighting(frame, threading.current_thread().name)
@@ -179,13 +174,14 @@ class OldCode:
         self._report(sighting)
         return True
 
-    def _report(self, sighting: Sighting) -> None:
+    def _report(self, sighting: Sighting, report: bool = True) -> None:
         key = hash((sighting.version, sighting.function, sighting.thread))
         with self._lock:
             if key in self._reported:
                 return
             self._reported.add(key)
-        self._on_sighting(sighting)
+        if report:
+            self._on_sighting(sighting)
 
 
 def _forget(retired: dict[int, _Origin], identity: int) -> Callable[[object], None]:
@@ -248,39 +244,54 @@ def _stack(frame: FrameType) -> tuple[str, ...]:
 
 
 class _Monitor:
-    """Our ``sys.monitoring`` tool: start and resume events, on retired code objects only."""
+    """This process's ``sys.monitoring`` tool (one, whatever the number of pipelines): start and
+    resume events, on retired code objects only, each handed to the ``OldCode`` that owns it."""
 
-    def __init__(self, tool: int, on_event: Callable[[CodeType, FrameType], bool]) -> None:
-        self._tool = tool
-        self._on_event = on_event
+    _instance: _Monitor | None = None
+    _unavailable = False
+    _lock = threading.Lock()
+
+    def __init__(self, tool: int) -> None:
         monitoring: Any = getattr(sys, "monitoring")  # noqa: B009 (3.12+; mypy checks for 3.11)
-        self._events = monitoring.events.PY_START | monitoring.events.PY_RESUME
-        self._disable = monitoring.DISABLE
         self._monitoring = monitoring
+        self._tool = tool
+        self._events = monitoring.events.PY_START | monitoring.events.PY_RESUME
+        self._owners: weakref.WeakSet[OldCode] = weakref.WeakSet()
         for event in (monitoring.events.PY_START, monitoring.events.PY_RESUME):
             monitoring.register_callback(tool, event, self._callback)
 
     @classmethod
-    def acquire(cls, on_event: Callable[[CodeType, FrameType], bool]) -> _Monitor | None:
+    def watch(cls, owner: OldCode, codes: Iterable[CodeType]) -> None:
+        with cls._lock:
+            if cls._instance is None and not cls._unavailable:
+                cls._instance = cls._acquire()
+                cls._unavailable = cls._instance is None
+            monitor = cls._instance
+        if monitor is not None:
+            monitor._owners.add(owner)
+            for code in codes:
+                monitor._monitoring.set_local_events(monitor._tool, code, monitor._events)
+
+    @classmethod
+    def forget(cls, owner: OldCode) -> None:
+        if cls._instance is not None:
+            cls._instance._owners.discard(owner)
+
+    @classmethod
+    def _acquire(cls) -> _Monitor | None:
         monitoring: Any = getattr(sys, "monitoring")  # noqa: B009
         for tool in _TOOL_IDS:
             if monitoring.get_tool(tool) is None:
                 monitoring.use_tool_id(tool, "reload_middleware")
-                return cls(tool, on_event)
+                return cls(tool)
         logger.warning("sys.monitoring has no free tool id: old code is looked for on thread stacks only")
         return None
 
-    def watch(self, codes: Iterable[CodeType]) -> None:
-        for code in codes:
-            self._monitoring.set_local_events(self._tool, code, self._events)
-
-    def release(self) -> None:
-        self._monitoring.free_tool_id(self._tool)
-
     def _callback(self, code: CodeType, _offset: int) -> object:
         try:
-            done = self._on_event(code, sys._getframe(1))
+            owner = next((owner for owner in list(self._owners) if owner.owns(code)), None)
+            done = owner is None or owner.on_event(code, sys._getframe(1))
         except Exception:  # never let a look for old code break the code it looks at
             logger.exception("could not report a run of old code")
             done = True
-        return self._disable if done else None
+        return self._monitoring.DISABLE if done else None

@@ -190,12 +190,13 @@ class Transaction:
         lap = Laps(time.perf_counter())
         self._retirer.retire_ready()
         lap("retire")
-        running = self._old_code.in_threads()
+        running = self._old_code.in_threads(report=False)  # reported here, as this reload's outcome
         lap("old_code")
         record.phases.update(lap.ms)
         if running:
             first = running[0]
             report = old_code_report([sighting.describe() for sighting in running], first.file, first.line, first.stack)
+            self._history.saw_old_code(running)
             self._history.stale(record, report)
             return report
         graph = self._project.graph
