@@ -6,12 +6,11 @@ Without this, after three reloads every version's jobs ran, each on its own sche
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from . import defined_in, namespace_values, owned_by
+from . import defined_in, instances_of, namespace_values, owned_by
 
 FRAMEWORK = "apscheduler"
 
@@ -19,9 +18,7 @@ FRAMEWORK = "apscheduler"
 def _schedulers() -> list[Any]:
     from apscheduler.schedulers.base import BaseScheduler
 
-    # Schedulers live wherever the application put them: a heap scan, paid only when APScheduler
-    # is loaded.
-    return [value for value in gc.get_objects() if isinstance(value, BaseScheduler)]
+    return instances_of(BaseScheduler)
 
 
 def _split(modules: Mapping[str, ModuleType]) -> tuple[list[Any], list[Any]]:

@@ -9,13 +9,12 @@ old version's hooks, with a warning."""
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from . import declared_by
+from . import declared_by, instances_of
 
 FRAMEWORK = "pluggy"
 logger = logging.getLogger(__name__)
@@ -27,9 +26,7 @@ _successors: list[tuple[Any, str, object]] = []  # what took their names: (manag
 def release(modules: Mapping[str, ModuleType]) -> Callable[[], None]:
     import pluggy
 
-    # Plugin managers live wherever the application put them: found among all objects, which
-    # costs a heap scan (a few ms per 100,000 objects), and only in processes that use pluggy.
-    managers = [value for value in gc.get_objects() if isinstance(value, pluggy.PluginManager)]
+    managers = instances_of(pluggy.PluginManager)
     released: list[tuple[Any, str, object]] = []
     for manager in managers:
         for name, plugin in manager.list_name_plugin():

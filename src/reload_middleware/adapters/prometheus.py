@@ -5,11 +5,10 @@ CollectorRegistry", while a fresh process served it."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Mapping
 from types import ModuleType
 
-from . import namespace_values, owned_by
+from . import instances_of, namespace_values, owned_by
 
 FRAMEWORK = "prometheus_client"
 
@@ -18,9 +17,7 @@ def release(modules: Mapping[str, ModuleType]) -> Callable[[], None]:
     from prometheus_client.registry import CollectorRegistry
 
     held = namespace_values(modules)
-    # Registries live wherever the application put them (the default one, or its own): found
-    # among all objects, a heap scan paid only by processes that use prometheus_client.
-    registries = [value for value in gc.get_objects() if isinstance(value, CollectorRegistry)]
+    registries = instances_of(CollectorRegistry)  # the default one, or the application's own
     candidates = [
         (registry, collector, list(names))
         for registry in registries
