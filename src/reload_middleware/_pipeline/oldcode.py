@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class OldCode:
         self._retired: dict[int, _Origin] = {}  # by id(code): code objects compare by content
         self._exempt: set[int] = set()  # codes of kept objects (held by them: their ids stay theirs)
         self._reported: set[int] = set()
+        self._cost_s = 0.0  # time spent watching retired code since the last take_cost_ms()
 
     # -- what the pipeline tells it ---------------------------------------------------------------
 
@@ -94,6 +96,7 @@ class OldCode:
 
     def retire(self, version: int, modules: Mapping[str, ModuleType], busy: Callable[[], bool]) -> None:
         """``modules`` are no longer served (their version retired): from now on, their code must not run."""
+        started = time.perf_counter()
         codes: list[CodeType] = []
         for name, module in modules.items():
             code = self._module_code.pop(module, None)
@@ -107,6 +110,12 @@ class OldCode:
         self._exempt.update(_kept_code())
         if _MONITORING and codes:
             _Monitor.watch(self, codes)
+        self._cost_s += time.perf_counter() - started
+
+    def take_cost_ms(self) -> float:
+        """Milliseconds ``retire()`` took since the last call (for the reload's phases)."""
+        cost, self._cost_s = self._cost_s, 0.0
+        return cost * 1000
 
     def is_retired(self, code: CodeType) -> bool:
         """Whether ``code`` belongs to a retired version (for the stale walk)."""

@@ -192,6 +192,10 @@ class Transaction:
         lap("retire")
         running = self._old_code.in_threads(report=False)  # reported here, as this reload's outcome
         lap("old_code")
+        # Watching the retired code is done in the retirement: counted where it belongs.
+        watching = self._old_code.take_cost_ms()
+        lap.ms["retire"] -= watching
+        lap.ms["old_code"] += watching
         record.phases.update(lap.ms)
         if running:
             first = running[0]
