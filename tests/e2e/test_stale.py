@@ -80,6 +80,18 @@ def test_a_post_that_reloads_into_stale_code_answers_so(tree: AppTree, serve: Se
     assert "reloaded to version 3, but it is stale" in triggered.stdout
 
 
+def test_code_of_an_older_version_still_reached_keeps_later_reloads_stale(tree: AppTree, serve: ServerFactory) -> None:
+    write_semantic_app(tree, {**REGISTRY_APP, "greet.py": greet("hello 1")})  # never undone
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    tree.write("greet.py", greet("hello 2", undo=True))
+    assert server.client.post("/__reload").json()["ok"] is False  # version 1's greet is left behind
+    tree.write("greet.py", greet("hello 3", undo=True))
+    answer = server.client.post("/__reload").json()  # version 2 undid its own: version 1's is still there
+    assert answer["ok"] is False
+    assert f"{tree.name}.registry.HANDLERS -> function {tree.name}.greet.greet" in answer["error"]["message"]
+    assert server.client.get("/").json() == ["hello 1", "hello 3"]  # what a fresh process would not serve
+
+
 def test_a_registration_undone_by_on_retire_is_not_stale(tree: AppTree, serve: ServerFactory) -> None:
     write_semantic_app(tree, {**REGISTRY_APP, "greet.py": greet("hello 1", undo=True)})
     server = serve()
