@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,20 @@ def test_an_error_with_no_frame_outside_the_machinery_keeps_its_whole_stack(
         report = report_error(error, lambda filename: False)
     assert (report.type, report.file, report.line) == ("ReferenceError", None, None)
     assert "raise_from_here" in report.traceback
+
+
+def test_a_hand_made_syntax_error_is_reported_with_a_text_file_and_an_int_line_or_none() -> None:
+    details: Any = (b"/tmp/x.py", "7", 1, "text")  # what no compiler makes, but a hand may raise
+    error = SyntaxError("bad", details)
+    report = report_error(error, lambda filename: False)
+    assert (report.file, report.line) == ("/tmp/x.py", None)
+
+
+def test_an_exception_whose_str_raises_is_reported_all_the_same() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    report = report_error(Unprintable(), lambda filename: False)
+    assert report.type == "Unprintable"
+    assert "cannot be shown" in report.message

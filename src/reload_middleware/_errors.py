@@ -128,7 +128,9 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     file: str | None = None
     line: int | None = None
     if isinstance(cause, SyntaxError) and cause.filename:
-        file, line = cause.filename, cause.lineno
+        # Raised by hand, a SyntaxError may carry anything there (bytes, a string for the line).
+        file = os.fsdecode(cause.filename) if isinstance(cause.filename, str | bytes) else _text(cause.filename)
+        line = cause.lineno if type(cause.lineno) is int else None
     else:
         for frame in traceback.extract_tb(cause.__traceback__):
             if is_user_file(frame.filename):
@@ -140,7 +142,15 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     if outside:
         summary.stack = traceback.StackSummary.from_list(outside)
     text = "".join(summary.format())
-    return ErrorReport(type(named).__name__, str(named) or type(named).__name__, text, file, line)
+    return ErrorReport(type(named).__name__, _text(named) or type(named).__name__, text, file, line)
+
+
+def _text(value: object) -> str:
+    """``str(value)``, or what stands in for it when the value's ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown: its __str__ raised>"
 
 
 _OWN_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep

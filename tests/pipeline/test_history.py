@@ -59,3 +59,17 @@ def test_a_change_that_needs_a_restart_is_a_warning(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING, logger="reload_middleware"):
         history.failed(RestartRequired("pkg.ext changed"), REPORT, serving=3)
     assert [entry.levelname for entry in caplog.records] == ["WARNING"]
+
+
+def test_sources_back_to_what_serves_end_a_failed_build_but_not_a_stale_reload() -> None:
+    history = History(error_page=True)
+    history.failed(SyntaxError("invalid syntax"), REPORT, serving=1)
+    history.restart_required = ("pkg.asgi: the module that wraps the app",)
+    history.nothing_to_reload(serving=1)  # an undo: the files are what version 1 was built from
+    assert (history.failing, history.resolved) == (None, True)
+    assert not history.restart_required
+
+    stale = ErrorReport("StaleCode", "old code still reached", "", None, None)
+    history.stale(record(), stale)
+    history.nothing_to_reload(serving=2)
+    assert (history.failing, history.resolved) == (stale, False)  # still reached, whatever the files say

@@ -120,7 +120,7 @@ def status_page(status: Mapping[str, Any], admin_path: str, *, full: bool = True
             f"{' (resolved since)' if error.get('resolved') else ''}; the details need the credential.</p></div>"
         )
     elif error:
-        where = f" at {html.escape(str(error['file']))}, line {error['line']}" if error.get("file") else ""
+        where = f" at {_location(error)}" if error.get("file") else ""
         parts.append(
             f"<div class='error'><h2>Last error</h2><p><b>{html.escape(error['type'])}</b>: "
             f"{html.escape(error['message'])}{where}</p><pre>{html.escape(error['traceback'])}</pre></div>"
@@ -194,7 +194,7 @@ def error_page(error: Mapping[str, Any], admin_path: str, *, full: bool = True) 
         )
     where = ""
     if error.get("file"):
-        where = f"<p><b>{html.escape(str(error['file']))}</b>, line {error['line']}</p>{_excerpt(error)}"
+        where = f"<p>{_location(error, bold_file=True)}</p>{_excerpt(error)}"
     return _document(
         f"Reload failed: {error['type']}",
         f"<div class='error'><h1>Reload failed: {html.escape(error['type'])}</h1>"
@@ -214,14 +214,22 @@ def error_summary(error: Mapping[str, Any]) -> str:
     return line.encode("latin-1", "replace").decode("latin-1")
 
 
+def _location(error: Mapping[str, Any], *, bold_file: bool = False) -> str:
+    """``file, line N``, escaped whatever their types."""
+    file = html.escape(str(error["file"]))
+    return f"{f'<b>{file}</b>' if bold_file else file}, line {html.escape(str(error.get('line')))}"
+
+
 def _excerpt(error: Mapping[str, Any]) -> str:
     """The lines around the failing one, read from the file as it is now."""
+    line = error.get("line")
+    if type(line) is not int:
+        return ""
     try:
         with open(error["file"], encoding="utf-8", errors="replace") as file:
             lines = file.read().splitlines()
-    except OSError:
+    except (OSError, TypeError, ValueError):
         return ""
-    line = int(error.get("line") or 0)
     if not 1 <= line <= len(lines):
         return ""
     numbered = [

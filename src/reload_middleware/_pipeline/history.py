@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ErrorReport, RestartRequired, old_code_report
+from .._errors import ErrorReport, RestartRequired, StaleCode, old_code_report
 from .oldcode import Sighting
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,18 @@ class History:
             record.version,
             report.message,
         )
+
+    def nothing_to_reload(self, serving: int) -> None:
+        """The sources are what version ``serving`` was built from (an editor's undo of a broken
+        save): a failed build is over, and nothing needs a restart any more. A stale reload is not
+        over: old code is still reached, whatever the sources say."""
+        self.restart_required = ()
+        error = self.last_error
+        if error is None or self.resolved or error.type == StaleCode.__name__:
+            return
+        self.resolved = True
+        self.failing = None
+        logger.info("The sources are back to what version %d was built from: the failed reload is over", serving)
 
     def saw_old_code(self, sightings: list[Sighting]) -> None:
         """Runs of replaced code, for the status (the failure they make is reported by the caller)."""

@@ -116,6 +116,7 @@ class Transaction:
         plan = project.plan(force=attempt.force, sweep=attempt.sweep)
         lap("plan")
         if plan is None:
+            self._history.nothing_to_reload(self._versions.current.number)
             return Outcome(True, self._versions.current.number)
         self._history.restart_required = plan.restart_required
         if not plan.group:

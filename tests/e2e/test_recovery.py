@@ -1,0 +1,60 @@
+"""Every failure ends by itself (guarantee 9): a failed reload is resolved as soon as the sources
+build again, an editor's undo included, through a real server."""
+
+from __future__ import annotations
+
+import pytest
+from harness import AppTree, ServerFactory, wait_until
+from test_faults import SERVERS
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_undoing_a_broken_save_clears_the_failure(tree: AppTree, serve: ServerFactory, kind: str) -> None:
+    server = SERVERS[kind](tree, serve, RELOAD_MIDDLEWARE_ERROR_PAGE="1")
+    original = tree.path("leaf.py").read_text()
+    tree.write("leaf.py", "VALUE = (\n")
+    wait_until(lambda: server.status()["failures"] == 1)
+    assert server.anonymous.get("/").headers["x-reload-error"].startswith("SyntaxError")
+    tree.path("leaf.py").write_text(original)  # the editor's undo: exactly the text that serves
+    wait_until(lambda: "x-reload-error" not in server.anonymous.get("/").headers, explain=server.status)
+    status = server.status()
+    assert (status["version"], status["reloads"], status["last_error"]["resolved"]) == (1, 0, True)
+    assert server.client.get("/").text == "one"
+    assert "back to what version 1 was built from" in server.log()
+
+
+def test_a_post_after_an_undo_answers_that_the_failure_is_over(tree: AppTree, serve: ServerFactory) -> None:
+    server = SERVERS["uvicorn"](tree, serve, RELOAD_MIDDLEWARE_WATCH="0")
+    original = tree.path("leaf.py").read_text()
+    tree.write("leaf.py", "VALUE = (\n")
+    assert server.client.post("/__reload").json()["ok"] is False
+    tree.path("leaf.py").write_text(original)
+    answer = server.client.post("/__reload")
+    assert (answer.status_code, answer.json()["ok"], answer.json()["version"]) == (200, True, 1)
+    assert server.status()["last_error"]["resolved"] is True
+
+
+# A SyntaxError raised by hand may carry anything: bytes for a file name, markup for a line.
+MALFORMED = """
+raise SyntaxError("<script>alert(1)</script>", (b"/tmp/<b>x</b>.py", "<img src=x onerror=alert(1)>", 1, "text"))
+"""
+
+
+def test_a_malformed_error_breaks_neither_the_status_nor_the_pages_nor_the_events(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    server = SERVERS["uvicorn"](tree, serve, RELOAD_MIDDLEWARE_ERROR_PAGE="1", RELOAD_MIDDLEWARE_LIVE_REFRESH="1")
+    tree.write("leaf.py", MALFORMED)
+    error = wait_until(lambda: server.status()["last_error"])
+    assert (error["type"], error["file"], error["line"]) == ("SyntaxError", "/tmp/<b>x</b>.py", None)
+    html = {"accept": "text/html"}
+    for response in (server.client.get("/__reload", headers=html), server.client.get("/", headers=html)):
+        assert response.status_code in (200, 500)
+        assert "<script>alert" not in response.text
+        assert "<b>x</b>" not in response.text
+        assert "/tmp/&lt;b&gt;x&lt;/b&gt;.py" in response.text  # shown, escaped
+    with server.client.stream("GET", "/__reload/events") as events:
+        first = next(line for line in events.iter_lines() if line.startswith("data:"))
+    assert '"SyntaxError"' in first
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: server.client.get("/").text == "two")
