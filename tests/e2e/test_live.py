@@ -43,12 +43,47 @@ HTML_APP = {
             return JSONResponse({"value": leaf.VALUE})
 
 
+        POLICIES = {
+            "self-only": ["default-src 'self'"],  # no inline scripts: written to keep scripts out
+            "dynamic": ["script-src 'self' 'unsafe-inline' 'strict-dynamic'"],
+            "two": ["script-src 'self' 'unsafe-inline'", "script-src 'none'"],  # the second forbids
+            "open": ["script-src 'self' 'unsafe-inline'; connect-src 'self'"],
+        }
+
+
+        async def policed(request):
+            headers = [(b"content-type", b"text/html; charset=utf-8")]
+            for policy in POLICIES[request.path_params["name"]]:
+                headers.append((b"content-security-policy", policy.encode()))
+            response = HTMLResponse(PAGE.format(leaf.VALUE, ""))
+            response.raw_headers = [*headers, (b"content-length", str(len(response.body)).encode())]
+            return response
+
+
+        async def meta(request):
+            policy = '<meta http-equiv="Content-Security-Policy" content="script-src {}">'.format("'none'")
+            return HTMLResponse(PAGE.format(leaf.VALUE, policy))
+
+
+        async def partial(request):
+            part = PAGE.format(leaf.VALUE, "")[:10]
+            return HTMLResponse(part, status_code=206, headers={"content-range": "bytes 0-9/99"})
+
+
         async def text(request):
             return PlainTextResponse("<html>not html</html>")
 
 
         app = Starlette(
-            routes=[Route("/", home), Route("/strict", strict), Route("/data", data), Route("/text", text)],
+            routes=[
+                Route("/", home, methods=["GET", "HEAD"]),
+                Route("/strict", strict),
+                Route("/data", data),
+                Route("/text", text),
+                Route("/policed/{name}", policed),
+                Route("/meta", meta),
+                Route("/partial", partial),
+            ],
             middleware=[Middleware(GZipMiddleware, minimum_size=100)],
         )
     """,
@@ -107,13 +142,21 @@ def test_what_the_injection_changes_and_what_it_leaves_alone(tree: AppTree, serv
     page = server.client.get("/", headers=browser_headers)
     assert page.headers.get("content-encoding") is None  # asked uncompressed, so that it can take the script
     assert page.text.endswith(f'{SCRIPT_TAG}1"></script>\n')
-    assert int(page.headers["content-length"]) == len(page.content)
+    assert "content-length" not in page.headers  # the server frames the longer body itself
     assert "<h1>one</h1>" in page.text
+    head = server.client.head("/", headers={**browser_headers, "accept-encoding": "identity"})  # untouched
+    assert int(head.headers["content-length"]) == len(page.content) - len(f'\n{SCRIPT_TAG}1"></script>\n')
 
     api = server.client.get("/", headers={"accept-encoding": "gzip"})  # not a navigation: as the app made it
     assert api.headers["content-encoding"] == "gzip"
     assert SCRIPT_TAG not in api.text  # (httpx decompressed it)
     assert SCRIPT_TAG not in server.client.get("/strict", headers=browser_headers).text  # its CSP forbids it
+    for name in ("self-only", "dynamic", "two"):  # policies that keep our script out, or mean to
+        assert SCRIPT_TAG not in server.client.get(f"/policed/{name}", headers=browser_headers).text, name
+    assert SCRIPT_TAG in server.client.get("/policed/open", headers=browser_headers).text
+    assert SCRIPT_TAG not in server.client.get("/meta", headers=browser_headers).text  # a <meta> policy
+    partial = server.client.get("/partial", headers=browser_headers)
+    assert (partial.status_code, len(partial.content), SCRIPT_TAG in partial.text) == (206, 10, False)
     assert SCRIPT_TAG not in server.client.get("/text", headers=browser_headers).text  # not HTML
     assert server.client.get("/data", headers=browser_headers).json() == {"value": "one"}
     script = server.client.get("/__reload/live.js")
@@ -208,7 +251,7 @@ def test_a_wsgi_app_under_gunicorn_gets_live_refresh_too(tree: AppTree, serve: S
     server = serve("PKG.wsgi:app", env={"RELOAD_MIDDLEWARE_LIVE_REFRESH": "1"}, command=GUNICORN)
     page = server.client.get("/", headers={"accept": "text/html", "accept-encoding": "gzip"})
     assert page.text == f'one\n{SCRIPT_TAG}1"></script>\n'
-    assert int(page.headers["content-length"]) == len(page.content)
+    assert "content-length" not in page.headers  # gunicorn frames the longer body itself (chunked)
     assert server.client.get("/process").json()["pid"]  # JSON: untouched
     assert "EventSource" in server.client.get("/__reload/live.js").text
 

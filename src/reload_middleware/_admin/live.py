@@ -9,9 +9,12 @@ without it. The stream follows the admin endpoint's access rules (error details 
 credential) and is short-lived: it ends after a few seconds and the browser reconnects, so that
 an open tab never holds a server's shutdown back for long.
 
-Pages are left alone when their response is compressed, is not HTML, or has a
-Content-Security-Policy that does not allow scripts and connections from 'self'. To keep
-compressed pages injectable, a navigation is forwarded without ``Accept-Encoding``.
+Only whole pages get the script (200, or an error page; never a 206 part, a redirect or a HEAD
+answer), and it goes without ``Content-Length`` (the server frames the longer body). Pages are
+left alone when their response is compressed, is not HTML, or has a Content-Security-Policy (in
+any header, or in a ``<meta>`` of the page) that does not allow scripts from 'self' and inline
+ones, and connections to 'self'. To keep compressed pages injectable, a navigation is forwarded
+without ``Accept-Encoding``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ Send = Callable[[Message], Awaitable[None]]
 # How long one event stream lasts before the browser reconnects, and how often it looks for news.
 STREAM_SECONDS = 3.0
 _POLL_SECONDS = 0.05
-_NO_BODY_STATUSES = (204, 304)
 
 SCRIPT = r"""(function () {
   "use strict";
@@ -103,60 +105,90 @@ class LiveRefresh:
         return {**scope, "headers": headers, "extensions": extensions}, _Injecting(send, tag)
 
 
+class _MetaPolicyWatch:
+    """Looks through an HTML body as it passes for a ``<meta http-equiv="Content-Security-Policy">``:
+    a page that sets its policy there is left as it is (the policy is only known once it is read)."""
+
+    _NEEDLE = b"content-security-policy"
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self.found = False
+
+    def feed(self, chunk: bytes) -> None:
+        window = (self._tail + chunk).lower()
+        self.found = self.found or self._NEEDLE in window
+        self._tail = window[-len(self._NEEDLE) :]
+
+
 class _Injecting:
-    """Appends the script to an HTML answer, keeping ``Content-Length`` right."""
+    """Appends the script to a whole HTML page: its ``Content-Length`` goes (the server then
+    frames the longer body itself), and a ``<meta>`` policy met on the way calls it off."""
 
     def __init__(self, send: Send, tag: bytes) -> None:
         self._send = send
         self._tag = tag
         self._active = False
+        self._meta = _MetaPolicyWatch()
 
     async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             headers = list(message.get("headers", ()))
-            if message["status"] not in _NO_BODY_STATUSES and injectable(headers):
+            if injects_status(message["status"]) and injectable(headers):
                 self._active = True
-                extra = len(self._tag)
-                headers = [
-                    (name, str(int(value) + extra).encode() if name.lower() == b"content-length" else value)
-                    for name, value in headers
-                ]
-                message = {**message, "headers": headers}
-        elif kind == "http.response.body" and self._active and not message.get("more_body", False):
-            self._active = False
-            message = {**message, "body": bytes(message.get("body", b"")) + self._tag}
+                message = {**message, "headers": [(k, v) for k, v in headers if k.lower() != b"content-length"]}
+        elif kind == "http.response.body" and self._active:
+            body = bytes(message.get("body", b""))
+            self._meta.feed(body)
+            if not message.get("more_body", False):
+                self._active = False
+                if not self._meta.found:
+                    message = {**message, "body": body + self._tag}
         await self._send(message)
 
 
+def injects_status(status: int) -> bool:
+    """A whole page: 200, or an error page (4xx, 5xx). Never a part of one (206), a redirect, or
+    an answer without a body."""
+    return status == 200 or status >= 400
+
+
 def injectable(headers: list[tuple[bytes, bytes]]) -> bool:
-    """HTML, not compressed, and allowed by its Content-Security-Policy, if any."""
+    """HTML, not compressed, and allowed by every Content-Security-Policy it carries."""
     fields = {name.lower(): value.decode("latin-1") for name, value in headers}
     if not fields.get(b"content-type", "").lower().startswith("text/html"):
         return False
     if fields.get(b"content-encoding", "identity").lower() != "identity":
         return False
-    policy = fields.get(b"content-security-policy")
-    return policy is None or csp_allows_self(policy)
+    policies = [value.decode("latin-1") for name, value in headers if name.lower() == b"content-security-policy"]
+    return all(csp_allows_injection(policy) for policy in policies)
 
 
-def csp_allows_self(policy: str) -> bool:
-    """Whether a Content-Security-Policy lets a page load a script from its own origin and open an
-    event stream to it."""
+def csp_allows_injection(policy: str) -> bool:
+    """Whether a Content-Security-Policy leaves room for our script: scripts from the page's own
+    origin and inline ones ('unsafe-inline', which a nonce, a hash or 'strict-dynamic' switch
+    off), and an event stream to the page's origin. A page whose policy is stricter was written
+    to keep scripts out: it is left as it is."""
     directives: dict[str, list[str]] = {}
     for part in policy.split(";"):
         tokens = part.split()
         if tokens:
             directives.setdefault(tokens[0].lower(), [token.lower() for token in tokens[1:]])
 
-    def allowed(*names: str) -> bool:
-        for name in (*names, "default-src"):
-            if name in directives:
-                sources = directives[name]
-                return "'self'" in sources or "*" in sources
-        return True
+    def sources(*names: str) -> list[str] | None:
+        return next((directives[name] for name in (*names, "default-src") if name in directives), None)
 
-    return allowed("script-src-elem", "script-src") and allowed("connect-src")
+    def from_self(found: list[str] | None) -> bool:
+        return found is None or "'self'" in found or "*" in found
+
+    scripts = sources("script-src-elem", "script-src")
+    inline = scripts is None or (
+        "'unsafe-inline'" in scripts
+        and "'strict-dynamic'" not in scripts
+        and not any(source.startswith(("'nonce-", "'sha256-", "'sha384-", "'sha512-")) for source in scripts)
+    )
+    return from_self(scripts) and inline and from_self(sources("connect-src"))
 
 
 def state_of(version: int, history: History, *, full: bool) -> dict[str, Any]:
@@ -226,24 +258,24 @@ class WsgiInjection:
         self._start_response = start_response
         self._tag = tag
         self._active = False
+        self.meta = _MetaPolicyWatch()
 
     def start_response(self, status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
         raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        code = int(status.split(" ", 1)[0])
-        if code not in _NO_BODY_STATUSES and injectable(raw):
+        if injects_status(int(status.split(" ", 1)[0])) and injectable(raw):
             self._active = True
-            extra = len(self._tag)
-            headers = [
-                (name, str(int(value) + extra) if name.lower() == "content-length" else value)
-                for name, value in headers
-            ]
+            headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
         return self._start_response(status, headers, *exc_info)
 
     def body(self, result: Iterable[bytes]) -> _InjectedBody:
         return _InjectedBody(result, self)
 
+    @property
+    def active(self) -> bool:
+        return self._active
+
     def tail(self) -> bytes:
-        return self._tag if self._active else b""
+        return self._tag if self._active and not self.meta.found else b""
 
 
 class _InjectedBody:
@@ -252,7 +284,10 @@ class _InjectedBody:
         self._injection = injection
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._result
+        for chunk in self._result:
+            if self._injection.active:
+                self._injection.meta.feed(chunk)
+            yield chunk
         tail = self._injection.tail()
         if tail:
             yield tail
