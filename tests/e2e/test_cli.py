@@ -268,3 +268,11 @@ def test_trigger_reports_and_exits_for_a_deploy_script(tree: AppTree, cli: Calla
     schemeless = run_cli(tree, "trigger", f"127.0.0.1:{free_port()}")
     assert schemeless.returncode == 2
     assert "is not a server URL such as http://127.0.0.1:8000" in schemeless.stderr
+
+
+def test_the_logged_link_names_the_address_the_server_listens_on(tree: AppTree, cli: Callable[..., CliServer]) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app", "--host", "localhost")  # uvicorn listens on 127.0.0.1 only
+    logged = next(line for line in server.log().splitlines() if "Reload status page:" in line)
+    # Never `localhost`: a browser may try ::1 first, where another local user can listen.
+    assert f"http://127.0.0.1:{server.port}/__reload#token=" in logged

@@ -9,8 +9,10 @@ behind the middleware from ``create_app``.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import os
 import platform
+import socket
 import sys
 import traceback
 from collections.abc import Mapping
@@ -245,6 +247,19 @@ def _report_start_failure(exc: ReloadError) -> None:
 
 
 def _url_host(host: str) -> str:
+    """An address the server really listens on, for the logged link that carries the local
+    credential: a name is resolved as uvicorn binds it (IPv4, unless the name has a colon), never
+    left to a browser, which may try another address first (``localhost`` as ``::1``, where
+    another local user can listen)."""
     if host in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+    if ":" in host:
+        return f"[{host}]"
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host  # uvicorn cannot bind it either, and says so
