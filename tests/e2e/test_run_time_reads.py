@@ -41,7 +41,7 @@ def test_a_dot_env_read_at_the_first_request_is_a_dependency(tree: AppTree, serv
     assert server.client.get("/").text == '"one"'  # read now, at the first request
     (tree.root / ".env").write_text("GREETING=two\n")
     assert fresh_report(tree.root, tree.name) == "two"
-    wait_until(lambda: server.client.get("/").json() == "two", explain=server.status)
+    wait_until(lambda: server.client.get("/").json() == "two", explain=lambda: (server.status(), server.log()))
     last = server.status()["last_reload"]
     assert f"{tree.name}.config" in last["modules"]
     assert f"{tree.name}.main" in last["modules"]  # and its importers
@@ -78,3 +78,42 @@ def test_an_included_file_in_the_project_root_rebuilds_the_app(tree: AppTree) ->
         assert server.client.get("/__reload").json()["reloads"] == 1
     finally:
         server.interrupt()
+
+
+# Plugins found by listing their package at import, as pkgutil.iter_modules does.
+PLUGINS = {
+    "plugins/__init__.py": """
+        import importlib
+        import pkgutil
+
+        NAMES = sorted(name for _, name, _ in pkgutil.iter_modules(__path__))
+        LOADED = [importlib.import_module(f"{__name__}.{name}") for name in NAMES]
+    """,
+    "plugins/alpha.py": "NAME = 'alpha'\n",
+    "report.py": """
+        import PKG.plugins
+
+
+        def report():
+            return [plugin.NAME for plugin in PKG.plugins.LOADED]
+    """,
+}
+
+
+def test_a_plugin_file_added_to_a_listed_package_is_found_and_a_removed_one_goes(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, PLUGINS)
+    server = serve()
+    assert server.client.get("/").json() == ["alpha"]
+    tree.write("plugins/beta.py", "NAME = 'beta'\n")
+    assert fresh_report(tree.root, tree.name) == ["alpha", "beta"]
+    wait_until(lambda: server.client.get("/").json() == ["alpha", "beta"], explain=server.status)
+    tree.path("plugins/alpha.py").unlink()
+    assert fresh_report(tree.root, tree.name) == ["beta"]
+    wait_until(lambda: server.client.get("/").json() == ["beta"], explain=server.status)
+    tree.write("notes.txt", "a file nobody imports, reads or lists\n")
+    answer = server.client.post("/__reload").json()
+    assert answer["reloaded"] == [], server.status()["last_reload"]  # reloads nothing
+    status = server.status()
+    assert (status["reloads"], status["failures"]) == (2, 0)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reload_middleware._engine.reads import RunTimeReads
+from reload_middleware._engine.reads import ReadRecorder, RunTimeReads
 
 PROJECT = "runtime_reads_project.settings"
 
@@ -47,12 +50,12 @@ def test_a_file_project_code_reads_is_a_dependency_of_its_module(
     module = project_module()
     module.load(env)
     module.load(env)  # known already: no news
-    assert (reads.take(), len(wakes)) == ({PROJECT: {str(env)}}, 1)
+    assert (reads.take()[0], len(wakes)) == ({PROJECT: {str(env)}}, 1)
     module.load(env)
-    assert reads.take() == {}
+    assert reads.take()[0] == {}
     reads.forget([PROJECT])  # its module was executed anew: its reads count again
     module.load(env)
-    assert reads.take() == {PROJECT: {str(env)}}
+    assert reads.take()[0] == {PROJECT: {str(env)}}
 
 
 def test_files_outside_the_roots_written_by_the_process_or_read_by_libraries_are_not(
@@ -66,4 +69,27 @@ def test_files_outside_the_roots_written_by_the_process_or_read_by_libraries_are
     module.load(written)
     module.load(__file__)  # outside the roots
     library_read.read_text()  # no project frame on the stack
-    assert reads.take() == {}
+    assert reads.take()[0] == {}
+
+
+def test_a_directory_listed_at_import_is_read_but_not_the_import_systems_own_look(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (tmp_path / "lister.py").write_text(f"import os\nNAMES = os.listdir({str(plugins)!r})\n")
+    (tmp_path / "fresh_package_dir").mkdir()  # a directory the import system lists to find a module in it
+    (tmp_path / "fresh_package_dir" / "found.py").write_text("")
+    spec = importlib.util.spec_from_file_location("lister", tmp_path / "lister.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(tmp_path / "fresh_package_dir"))
+    try:
+        with ReadRecorder() as recorder:
+            spec.loader.exec_module(module)
+            importlib.import_module("found")
+    finally:
+        sys.path.remove(str(tmp_path / "fresh_package_dir"))
+        sys.modules.pop("found", None)
+    assert recorder.reads["lister"] == {str(plugins)}
+    listed_by_finder = str(tmp_path / "fresh_package_dir")
+    assert all(listed_by_finder not in paths for paths in recorder.reads.values())

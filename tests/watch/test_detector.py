@@ -100,3 +100,35 @@ def test_a_deferred_change_stays_pending_without_asking_for_a_reload(tmp_path: P
     detector.defer(detector.take_changes())
     assert not detector.dirty
     assert detector.pending() == {str(path)}
+
+
+def test_a_file_edited_between_its_read_and_its_tracking_is_a_change(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("GREETING=one\n")
+    read_then = os.stat(env)  # as the app read it
+    env.write_text("GREETING=two, saved before anything watched it\n")
+    detector = ChangeDetector()
+    detector.track_read(str(env), read_then)
+    assert detector.dirty
+    assert list(detector.take_changes()) == [str(env)]
+
+
+def test_a_file_unchanged_since_its_read_is_known_as_read(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("GREETING=one\n")
+    detector = ChangeDetector()
+    detector.track_read(str(env), os.stat(env))
+    assert not detector.dirty
+    detector.notice([str(env)])
+    assert detector.take_changes() == {}
+
+
+def test_a_directory_is_known_by_its_names(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "alpha.py").write_text("")
+    detector = ChangeDetector()
+    detector.track([str(plugins)])
+    (plugins / "beta.py").write_text("")
+    detector.notice([str(plugins)])
+    assert list(detector.take_changes()) == [str(plugins)]

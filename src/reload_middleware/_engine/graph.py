@@ -183,6 +183,10 @@ class ModuleGraph:
             found.update(name for name in self._readers.get(path, ()) if name in self.modules)
         return found
 
+    def readers_of(self, path: str) -> set[str]:
+        """The modules that read (or listed) ``path`` as they executed."""
+        return set(self._readers.get(path, ()))
+
     def is_dependency(self, path: str) -> bool:
         """Whether ``path`` (resolved) is a file a module read as it executed."""
         return path in self._readers

@@ -74,6 +74,7 @@ class RunTimeReads:
         self._wake = wake
         self._lock = threading.Lock()
         self._pending: dict[str, set[str]] = {}
+        self.stats: dict[str, os.stat_result | None] = {}  # each new path as it was when read
         self._known: set[tuple[str, str]] = set()
         self._written: set[str] = set()
 
@@ -84,10 +85,13 @@ class RunTimeReads:
     def stop(self) -> None:
         _run_time.discard(self)
 
-    def take(self) -> dict[str, set[str]]:
+    def take(self) -> tuple[dict[str, set[str]], dict[str, os.stat_result | None]]:
+        """The reads noted since the last call, and each path's ``stat`` when it was read (so that
+        an edit made before the path is watched is not mistaken for the content that was read)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-        return pending
+            stats, self.stats = self.stats, {}
+        return pending, stats
 
     def forget(self, modules: Iterable[str]) -> None:
         """``modules`` were executed anew: their next reads count again."""
@@ -107,9 +111,14 @@ class RunTimeReads:
         module = self._reading_module(frame)
         if module is None or (module, path) in self._known or path in self._written:
             return
+        try:
+            stat: os.stat_result | None = os.stat(path)
+        except OSError:
+            stat = None
         with self._lock:
             self._known.add((module, path))
             self._pending.setdefault(module, set()).add(path)
+            self.stats.setdefault(path, stat)
         self._wake()
 
     def _reading_module(self, frame: FrameType | None) -> str | None:
@@ -131,6 +140,8 @@ def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
     if event != "open":
         if event == "exec":
             _on_exec(args[0])
+        elif event in _LISTINGS:
+            _on_listing(args[0])
         return
     path, mode = args[0], args[1]
     if type(path) is not str:
@@ -146,6 +157,20 @@ def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
         frame = sys._getframe(1)
         for reads in list(_run_time):
             reads.note(path, writing, frame)
+
+
+_LISTINGS = frozenset({"os.listdir", "os.scandir"})  # pkgutil.iter_modules, Path.glob, os.walk, glob
+
+
+def _on_listing(path: object) -> None:
+    """A directory listed at import (plugins discovered by listing a package): a dependency, so
+    that a file added to it or removed from it reloads the module that listed it."""
+    recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
+    if recorder is None or not isinstance(path, str | bytes | os.PathLike | None):
+        return
+    if sys._getframe(2).f_code.co_filename.startswith("<frozen importlib"):
+        return  # the import system's own look at a directory (a finder's cache): no listing of the app's
+    recorder.note(os.fsdecode(path) if path is not None else ".")
 
 
 def _on_exec(code: object) -> None:

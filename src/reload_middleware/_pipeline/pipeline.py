@@ -107,7 +107,7 @@ class Pipeline:
         )
         self._start_hooks: list[Callable[[], object]] = []
         self.worker = Worker(self, self.queue, self._watcher_factory(), self.leaks, weakly(self._run_start_hooks))
-        self.project.record_reads(self.queue.poke)
+        self.project.run_time_reads.start(self.queue.poke)
 
     def _watcher_factory(self) -> Callable[[], Watcher]:
         # Holds the pipeline only weakly: the watcher thread must not keep it alive.
@@ -127,7 +127,7 @@ class Pipeline:
     def close(self) -> None:
         """Stop the threads (the server is stopping); the trigger file goes too."""
         self.worker.close()
-        self.project.stop_recording_reads()
+        self.project.run_time_reads.stop()
         self.old_code.close()
         self.trigger.remove()
 
@@ -173,9 +173,11 @@ class Pipeline:
         """Whenever the worker wakes: retire the versions that are done, and take in the files
         project code read at run time (new dependencies, perhaps in a directory to watch too)."""
         self._retirer.retire_ready()
-        self.project.take_reads()
+        self.project.run_time_reads.take()
         if self.project.dirs.moved and self.worker.started:
             self.worker.rewatch()
+        if self.project.detector.dirty and self.config.watch:
+            self.request()  # a file read at run time was edited before it was watched
 
     def idle_wait(self) -> float | None:
         return _RETIRE_POLL if self.versions.draining() else None

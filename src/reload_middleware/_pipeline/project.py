@@ -47,7 +47,7 @@ class Project:
 
     def __init__(self, root_module: str, config: Config, wrapper_module: str, first_imports: ImportRecorder) -> None:
         self.root_module = root_module
-        self._watching = config.watch
+        self.watching = config.watch
         self._wrapper_module = wrapper_module
         self.dirs = WatchedDirs(config, root_module)
         if not self.filter.covers(os.path.realpath(getattr(sys.modules[root_module], "__file__", "") or "")):
@@ -61,7 +61,7 @@ class Project:
         self.detector = ChangeDetector()
         self._refreshed_ns = 0
         self._refresh()
-        self._run_time_reads: RunTimeReads | None = None
+        self.run_time_reads = RunTimeDependencies(self)
 
     @property
     def filter(self) -> SourceFilter:
@@ -89,41 +89,17 @@ class Project:
             if tracked.reloadable and name not in group and name in sys.modules
         }
 
-    def record_reads(self, wake: Callable[[], object]) -> None:
-        """From now on, files project code reads as it serves are dependencies too (``wake`` is
-        called when there are some to ``take_reads()``)."""
-        roots = tuple(f"{directory}{os.sep}" for directory in self.dirs.resolved)
-        self._run_time_reads = RunTimeReads(roots, self._is_reloadable, wake)
-        self._run_time_reads.start()
-
-    def stop_recording_reads(self) -> None:
-        if self._run_time_reads is not None:
-            self._run_time_reads.stop()
-
-    def take_reads(self) -> None:
-        """Files project code read at run time become dependencies of its module: watched, and an
-        edit of one reloads that module and its importers."""
-        reads = self._run_time_reads.take() if self._run_time_reads is not None else {}
-        if not reads:
-            return
-        known = set(self.graph.dependency_paths())
-        self.graph.observe_reads(reads, executed=())
-        new = [path for path in self.graph.dependency_paths() if path not in known]
-        self.detector.track(new)
-        if self._watching:
-            self.dirs.notice_imports(new)  # one outside the watched directories: watch it too
-
-    def _is_reloadable(self, name: str) -> bool:
-        tracked = self.graph.modules.get(name)
-        return tracked is not None and tracked.reloadable
+    def _is_dependency(self, path: str) -> bool:
+        """A file a module read, or one in a directory a module listed."""
+        return self.graph.is_dependency(path) or self.graph.is_dependency(os.path.dirname(path))
 
     def watcher(self, on_change: Callable[[], object], trigger_path: str, on_trigger: Callable[[], object]) -> Watcher:
         """A watcher thread: ``on_change`` when watched files may have changed (unless watching is
         off), ``on_trigger`` when ``trigger_path`` (another worker process asking) is written."""
-        watching = self._watching
+        watching = self.watching
 
         def accept(change: Change, path: str) -> bool:
-            return path == trigger_path or (watching and (self.filter(change, path) or self.graph.is_dependency(path)))
+            return path == trigger_path or (watching and (self.filter(change, path) or self._is_dependency(path)))
 
         def notice(paths: set[str] | None) -> None:
             if paths is None:
@@ -137,7 +113,9 @@ class Project:
                     # A file no module comes from (a template): its first event counts as a
                     # change, its content is known from then on.
                     self.detector.track_unloaded(path for path in paths if self.filter.is_asset(path))
-                    self.detector.notice(paths)
+                    # A file added to or removed from a directory a module listed: the listing changed.
+                    listed = {os.path.dirname(path) for path in paths}
+                    self.detector.notice(paths | {path for path in listed if self.graph.is_dependency(path)})
             if self.detector.dirty:
                 on_change()
 
@@ -178,6 +156,9 @@ class Project:
             self.graph, changed_modules, root_module=self.root_module, is_protected=self.is_protected, force=force
         )
         planned = {self.graph.modules[name].path for name in grouping.reloadable}
+        # A file read (or a directory listed) by a module that is reloaded: its new content is
+        # what the new module reads; left out, it would stay pending and reload again and again.
+        planned |= {path for path in changes if self.graph.readers_of(path) & grouping.reloadable}
         if self.root_module in grouping.reloadable:
             planned |= assets
         self.detector.defer(path for path in changes if path not in planned)
@@ -223,7 +204,7 @@ class Project:
         """The files of the modules new in the graph."""
         self._refreshed_ns = time.time_ns()
         fresh = self.graph.refresh()
-        if fresh and self._watching:
+        if fresh and self.watching:
             self.dirs.notice_imports(tracked.path for tracked in fresh)
         return [tracked.path for tracked in fresh]
 
@@ -232,10 +213,53 @@ class Project:
         self.detector.commit(plan.changes)
         self.graph.observe(loaded.imports)
         self.graph.observe_reads(loaded.reads, executed=plan.group)
-        if self._run_time_reads is not None:
-            self._run_time_reads.forget(plan.group)  # the new modules' reads count anew
+        self.run_time_reads.forget(plan.group)  # the new modules' reads count anew
         self._refresh()
 
     def abort(self) -> None:
         """The attempt failed: its changes are pending again, for the next attempt."""
         self.detector.abort()
+
+
+class RunTimeDependencies:
+    """Files project code reads as it serves (a cached settings function reading ``.env`` at the
+    first request): taken in as dependencies of the module whose code read them, watched, and an
+    edit made before they were watched counts as a change."""
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+        self._reads: RunTimeReads | None = None
+
+    def start(self, wake: Callable[[], object]) -> None:
+        """Record from now on; ``wake`` is called when there are reads to ``take()``."""
+        roots = tuple(f"{directory}{os.sep}" for directory in self._project.dirs.resolved)
+        self._reads = RunTimeReads(roots, self._is_reloadable, wake)
+        self._reads.start()
+
+    def stop(self) -> None:
+        if self._reads is not None:
+            self._reads.stop()
+
+    def take(self) -> None:
+        if self._reads is None:
+            return
+        reads, stats = self._reads.take()
+        if not reads:
+            return
+        project = self._project
+        known = set(project.graph.dependency_paths())
+        project.graph.observe_reads(reads, executed=())
+        new = [path for path in project.graph.dependency_paths() if path not in known]
+        as_read = {os.path.realpath(path): stat for path, stat in stats.items()}
+        for path in new:
+            project.detector.track_read(path, as_read.get(path))  # edited since it was read: a change
+        if project.watching:
+            project.dirs.notice_imports(new)  # one outside the watched directories: watch it too
+
+    def forget(self, modules: frozenset[str]) -> None:
+        if self._reads is not None:
+            self._reads.forget(modules)
+
+    def _is_reloadable(self, name: str) -> bool:
+        tracked = self._project.graph.modules.get(name)
+        return tracked is not None and tracked.reloadable

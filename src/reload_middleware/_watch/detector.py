@@ -34,7 +34,15 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def fingerprint(path: str) -> Fingerprint | None:
-    """Content fingerprint of a file; ``None`` when it does not exist (deleted)."""
+    """Content fingerprint of a file, or of a directory's list of names (a module that listed it
+    at import depends on which files it holds); ``None`` when it does not exist (deleted)."""
+    if os.path.isdir(path):
+        try:
+            stat = os.stat(path)
+            names = "\0".join(sorted(os.listdir(path))).encode("utf-8", "surrogateescape")
+        except OSError:
+            return None
+        return Fingerprint(_identity(stat), hashlib.blake2b(names, digest_size=16).digest())
     try:
         with open(path, "rb") as file:
             stat = os.fstat(file.fileno())
@@ -75,6 +83,20 @@ class ChangeDetector:
         with self._lock:
             for path, print_ in prints.items():
                 self._known.setdefault(path, print_)
+
+    def track_read(self, path: str, stat: os.stat_result | None) -> None:
+        """Remember a file as it was when the app read it (``stat`` then): if it changed since,
+        that is a pending change."""
+        print_ = fingerprint(path)
+        with self._lock:
+            if path in self._known:
+                return
+            if print_ is not None and stat is not None and print_.same_stat(stat):
+                self._known[path] = print_
+            else:
+                self._known[path] = None
+                self._pending.add(path)
+                self.dirty = True
 
     def track_unloaded(self, paths: Iterable[str]) -> None:
         """Track files whose loaded content is unknown: each is a pending change until committed."""
