@@ -142,7 +142,21 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     if outside:
         summary.stack = traceback.StackSummary.from_list(outside)
     text = "".join(summary.format())
-    return ErrorReport(type(named).__name__, _text(named) or type(named).__name__, text, file, line)
+    message = _text(named) or type(named).__name__
+    hint = next((hint for kind, words, hint in _HINTS if isinstance(cause, kind) and words in message), None)
+    return ErrorReport(type(named).__name__, f"{message}: {hint}" if hint else message, text, file, line)
+
+
+# Errors whose message alone would leave a developer guessing: what they mean under a reload.
+_HINTS: tuple[tuple[type[BaseException], str, str], ...] = (
+    (
+        ValueError,
+        "signal only works in main thread",
+        "a module installs a signal handler as it is imported, which only the main thread may do, and a "
+        "reload imports in a worker thread; install it in the app's lifespan startup instead (or restart "
+        "the server for each change of that module)",
+    ),
+)
 
 
 def _text(value: object) -> str:

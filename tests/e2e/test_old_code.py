@@ -167,3 +167,32 @@ def test_a_replaced_callback_a_library_still_calls_is_reported_when_it_runs(
     assert [(ran["version"], ran["function"]) for ran in status["old_code"]] == [(1, f"{tree.name}.codec.search")]
     assert status["last_error"]["type"] == "StaleCode"
     assert "Old code ran after its version was replaced" in server.log()
+
+
+SIGNALS = """
+import signal
+
+EDITION = {edition}
+signal.signal(signal.SIGUSR1, lambda number, frame: None)
+"""
+
+
+def test_a_signal_handler_installed_at_import_is_a_failed_reload_that_says_what_to_do(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, {"signals.py": SIGNALS.format(edition=1), "report.py": SIGNAL_REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})  # the first import runs in the main thread
+    tree.write("signals.py", SIGNALS.format(edition=2))
+    error = server.client.post("/__reload").json()["error"]
+    assert error["type"] == "ValueError"
+    assert "install it in the app's lifespan startup" in error["message"]
+    assert server.client.get("/").json() == 1  # the old version serves on
+
+
+SIGNAL_REPORT = """
+import PKG.signals
+
+
+def report():
+    return PKG.signals.EDITION
+"""
