@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from reload_middleware._watch import ChangeDetector
@@ -105,10 +106,10 @@ def test_a_deferred_change_stays_pending_without_asking_for_a_reload(tmp_path: P
 def test_a_file_edited_between_its_read_and_its_tracking_is_a_change(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("GREETING=one\n")
-    read_then = os.stat(env)  # as the app read it
+    read_at = time.time_ns()  # the app read it then
     env.write_text("GREETING=two, saved before anything watched it\n")
     detector = ChangeDetector()
-    detector.track_read(str(env), read_then)
+    detector.track_read(str(env), read_at)
     assert detector.dirty
     assert list(detector.take_changes()) == [str(env)]
 
@@ -116,8 +117,9 @@ def test_a_file_edited_between_its_read_and_its_tracking_is_a_change(tmp_path: P
 def test_a_file_unchanged_since_its_read_is_known_as_read(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("GREETING=one\n")
+    time.sleep(0.1)  # the app reads it well after it was written
     detector = ChangeDetector()
-    detector.track_read(str(env), os.stat(env))
+    detector.track_read(str(env), time.time_ns())
     assert not detector.dirty
     detector.notice([str(env)])
     assert detector.take_changes() == {}

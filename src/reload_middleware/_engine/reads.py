@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from types import CodeType, FrameType
@@ -74,7 +75,10 @@ class RunTimeReads:
         self._wake = wake
         self._lock = threading.Lock()
         self._pending: dict[str, set[str]] = {}
-        self.stats: dict[str, os.stat_result | None] = {}  # each new path as it was when read
+        self._read_at: dict[str, int] = {}  # each new path: when it was read (time.time_ns())
+        # Where relative paths start: read once, since the hook runs on event loops, where a
+        # blocking call (a getcwd() inside os.path.abspath, a stat) is not ours to make.
+        self._cwd = os.getcwd()
         self._known: set[tuple[str, str]] = set()
         self._written: set[str] = set()
 
@@ -85,13 +89,13 @@ class RunTimeReads:
     def stop(self) -> None:
         _run_time.discard(self)
 
-    def take(self) -> tuple[dict[str, set[str]], dict[str, os.stat_result | None]]:
-        """The reads noted since the last call, and each path's ``stat`` when it was read (so that
-        an edit made before the path is watched is not mistaken for the content that was read)."""
+    def take(self) -> tuple[dict[str, set[str]], dict[str, int]]:
+        """The reads noted since the last call, and when each path was read (so that an edit
+        made before the path is watched is not mistaken for the content that was read)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            stats, self.stats = self.stats, {}
-        return pending, stats
+            read_at, self._read_at = self._read_at, {}
+        return pending, read_at
 
     def forget(self, modules: Iterable[str]) -> None:
         """``modules`` were executed anew: their next reads count again."""
@@ -100,7 +104,7 @@ class RunTimeReads:
             self._known = {known for known in self._known if known[0] not in modules}
 
     def note(self, path: str, writing: bool, frame: FrameType | None) -> None:
-        path = os.path.abspath(path)
+        path = os.path.normpath(path if path.startswith(os.sep) else os.path.join(self._cwd, path))
         if not path.startswith(self._roots) or path.endswith(_CODE):
             return
         if writing:
@@ -111,14 +115,10 @@ class RunTimeReads:
         module = self._reading_module(frame)
         if module is None or (module, path) in self._known or path in self._written:
             return
-        try:
-            stat: os.stat_result | None = os.stat(path)
-        except OSError:
-            stat = None
         with self._lock:
             self._known.add((module, path))
             self._pending.setdefault(module, set()).add(path)
-            self.stats.setdefault(path, stat)
+            self._read_at.setdefault(path, time.time_ns())
         self._wake()
 
     def _reading_module(self, frame: FrameType | None) -> str | None:

@@ -243,16 +243,16 @@ class RunTimeDependencies:
     def take(self) -> None:
         if self._reads is None:
             return
-        reads, stats = self._reads.take()
+        reads, read_at = self._reads.take()
         if not reads:
             return
         project = self._project
         known = set(project.graph.dependency_paths())
         project.graph.observe_reads(reads, executed=())
         new = [path for path in project.graph.dependency_paths() if path not in known]
-        as_read = {os.path.realpath(path): stat for path, stat in stats.items()}
+        when = {os.path.realpath(path): at for path, at in read_at.items()}
         for path in new:
-            project.detector.track_read(path, as_read.get(path))  # edited since it was read: a change
+            project.detector.track_read(path, when.get(path))  # edited since it was read: a change
         if project.watching:
             project.dirs.notice_imports(new)  # one outside the watched directories: watch it too
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
+# File times come from a clock that ticks coarsely (a few ms) behind time.time_ns().
+_CLOCK_MARGIN_NS = 50_000_000
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -84,14 +87,15 @@ class ChangeDetector:
             for path, print_ in prints.items():
                 self._known.setdefault(path, print_)
 
-    def track_read(self, path: str, stat: os.stat_result | None) -> None:
-        """Remember a file as it was when the app read it (``stat`` then): if it changed since,
-        that is a pending change."""
+    def track_read(self, path: str, read_at_ns: int | None) -> None:
+        """Remember a file the app read at ``read_at_ns`` (``time.time_ns()``): if it may have
+        changed since (its ctime is not clearly older: file times tick coarsely), that is a
+        pending change, at worst one reload too many."""
         print_ = fingerprint(path)
         with self._lock:
             if path in self._known:
                 return
-            if print_ is not None and stat is not None and print_.same_stat(stat):
+            if print_ is not None and read_at_ns is not None and print_.stat[1] < read_at_ns - _CLOCK_MARGIN_NS:
                 self._known[path] = print_
             else:
                 self._known[path] = None
