@@ -188,6 +188,7 @@ class Transaction:
         old code, is reported as stale, not as ok. The old version retires first if it can: its
         ``on_retire`` hooks undo its registrations, and stop what it started. Each step is a
         phase of its own in the record (after the swap: not part of ``duration_ms``)."""
+        self._old_code.take_cost_ms()  # a retirement between two reloads is not this one's
         lap = Laps(time.perf_counter())
         self._retirer.retire_ready()
         lap("retire")
