@@ -121,6 +121,13 @@ class Transaction:
         self._history.restart_required = plan.restart_required
         if not plan.group:
             raise RestartRequired("; ".join(plan.restart_required))
+        old = self._versions.current
+        if config.watch and not config.overlap:
+            # New requests wait at the gate already; the old version's requests still computing
+            # finish before the build releases the registries they may be using (an ORM's mappers,
+            # a plugin manager's plugins, the logging handlers): a request in flight never sees them go.
+            self._drain(old)
+            lap("drain")
         load = GroupLoad(plan.group, changed_paths=plan.changes)
         try:
             loaded = run_bounded(
@@ -143,10 +150,6 @@ class Transaction:
         project.commit(plan, loaded)
         self._old_code.executed(loaded.new_modules.values(), loaded.module_code)
         lap("commit")
-        old = self._versions.current
-        if config.watch and not config.overlap:
-            self._drain(old)
-            lap("drain")
         record = ReloadRecord(
             modules=tuple(sorted(loaded.new_modules)),
             changed=tuple(sorted(plan.changed_modules)),
