@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -283,3 +284,31 @@ def test_a_collection_pause_ends_once_and_leaves_collection_off_if_the_app_turne
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_in_watch_mode_the_old_versions_computing_requests_end_before_the_build(
+    imported_tree: AppTree, runtime: _Runtime
+) -> None:
+    # The build releases shared registries (an ORM's mappers, plugins, logging handlers) that a
+    # request still computing on the old version may be using: it ends first.
+    for name, source in APP.items():
+        imported_tree.write(name, source)
+    config = Config(watch=True, warmup=False, drain_timeout=10)
+    pipeline = Pipeline(load(f"{imported_tree.name}.main:app", config, "a_wrapper_module"), runtime, lambda n: None)
+    request = Visit(pipeline.versions.current)  # computing
+    ended: list[float] = []
+
+    def finish() -> None:
+        time.sleep(0.3)
+        ended.append(time.monotonic())
+        request.end()
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    try:
+        imported_tree.write("leaf.py", 'import time\n\nBUILT_AT = time.monotonic()\nVALUE = "two"\n')
+        assert attempt(pipeline).ok
+        assert ended[0] <= sys.modules[f"{imported_tree.name}.leaf"].BUILT_AT
+    finally:
+        finisher.join(5)
+        pipeline.close()
