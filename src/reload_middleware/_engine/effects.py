@@ -22,8 +22,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
+
+from .reads import executing_namespace
 
 _OWN_LOGGER = __name__.split(".")[0]
 _recording = threading.local()
@@ -99,21 +101,12 @@ def _note(target: object, item: object) -> None:
     namespaces: list[int] | None = getattr(_recording, "namespaces", None)
     if namespaces is None:
         return
-    namespace = _executing_namespace(sys._getframe(2))
+    namespace = executing_namespace(sys._getframe(2))
     if namespace is None:
         return
     with _lock:
         _effects.setdefault(id(namespace), (namespace, []))[1].append(Added(target, item))
     namespaces.append(id(namespace))
-
-
-def _executing_namespace(frame: FrameType | None) -> dict[str, Any] | None:
-    """The namespace of the module whose top-level code runs in ``frame`` or below it."""
-    while frame is not None:
-        if frame.f_code.co_name == "<module>":
-            return frame.f_globals
-        frame = frame.f_back
-    return None
 
 
 def _install() -> None:

@@ -143,13 +143,13 @@ def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
         elif event in _LISTINGS:
             _on_listing(args[0])
         return
+    recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
     path, mode = args[0], args[1]
-    if type(path) is not str:
+    if type(path) is not str or (recorder is None and not _run_time):
         return
     writing = (type(mode) is str and not _WRITING.isdisjoint(mode)) or (
         mode is None and len(args) > 2 and isinstance(args[2], int) and bool(args[2] & (os.O_WRONLY | os.O_RDWR))
     )
-    recorder: ReadRecorder | None = getattr(_recording, "recorder", None)
     if recorder is not None:
         if not writing:
             recorder.note(path)
@@ -179,12 +179,18 @@ def _on_exec(code: object) -> None:
         recorder.executed(code)
 
 
-def _importing_module(frame: FrameType | None) -> str | None:
-    """The module whose top-level code runs in ``frame`` or below it: the one that depends on the
-    file (a helper it called to read the file does not)."""
+def executing_namespace(frame: FrameType | None) -> dict[str, Any] | None:
+    """The namespace of the module whose top-level code runs in ``frame`` or below it: the module
+    a read, a listing or a logging handler belongs to (not a helper it called on the way)."""
     while frame is not None:
         if frame.f_code.co_name == "<module>":
-            name = frame.f_globals.get("__name__")
-            return name if isinstance(name, str) else None
+            return frame.f_globals
         frame = frame.f_back
     return None
+
+
+def _importing_module(frame: FrameType | None) -> str | None:
+    """The name of the module whose top-level code runs in ``frame`` or below it."""
+    namespace = executing_namespace(frame)
+    name = namespace.get("__name__") if namespace is not None else None
+    return name if isinstance(name, str) else None

@@ -170,9 +170,6 @@ class OldCode:
             stack=_stack(frame),
         )
 
-    def owns(self, code: CodeType) -> bool:
-        return self.is_retired(code)
-
     def on_event(self, code: CodeType, frame: FrameType) -> bool:
         """A monitored code object of ours started or resumed in ``frame``; ``True``: stop watching it."""
         if code.co_name == "__del__":
@@ -298,7 +295,7 @@ class _Monitor:
 
     def _callback(self, code: CodeType, _offset: int) -> object:
         try:
-            owner = next((owner for owner in list(self._owners) if owner.owns(code)), None)
+            owner = next((owner for owner in list(self._owners) if owner.is_retired(code)), None)
             done = owner is None or owner.on_event(code, sys._getframe(1))
         except Exception:  # never let a look for old code break the code it looks at
             logger.exception("could not report a run of old code")

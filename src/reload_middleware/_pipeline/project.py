@@ -20,11 +20,9 @@ from watchfiles import Change
 from .._config import Config
 from .._engine import ImportRecorder, LoadedGroup, ModuleGraph, RunTimeReads, group_for
 from .._errors import ConfigError, ErrorReport, report_error
-from .._watch import ChangeDetector, Fingerprint, SourceFilter, WatchedDirs, Watcher, fingerprint
+from .._watch import CLOCK_MARGIN_NS, ChangeDetector, Fingerprint, SourceFilter, WatchedDirs, Watcher, fingerprint
 
 _OWN_PACKAGE = __name__.split(".")[0]
-# File timestamps come from a coarse kernel clock: compare them with some slack.
-_CLOCK_MARGIN_NS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -190,7 +188,7 @@ class Project:
         reload too many), which stays pending until a reload that includes it succeeds; an older
         file is the one that was imported.
         """
-        since = self._refreshed_ns - _CLOCK_MARGIN_NS
+        since = self._refreshed_ns - CLOCK_MARGIN_NS
         for path in self._refresh_graph_only():
             if self.detector.knows(path):
                 continue

@@ -7,9 +7,9 @@ Imports nothing of the engine or the pipeline; the pipeline composes it with the
 
 from __future__ import annotations
 
-from .detector import ChangeDetector, Fingerprint, fingerprint
+from .detector import CLOCK_MARGIN_NS, ChangeDetector, Fingerprint, fingerprint
 from .dirs import WatchedDirs
 from .filters import SourceFilter
 from .watcher import Watcher
 
-__all__ = ["ChangeDetector", "Fingerprint", "SourceFilter", "WatchedDirs", "Watcher", "fingerprint"]
+__all__ = ["CLOCK_MARGIN_NS", "ChangeDetector", "Fingerprint", "SourceFilter", "WatchedDirs", "Watcher", "fingerprint"]

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
 
-# File times come from a clock that ticks coarsely (a few ms) behind time.time_ns().
-_CLOCK_MARGIN_NS = 50_000_000
+# File timestamps come from a coarse kernel clock, a few ms behind time.time_ns(): compare them
+# with some slack.
+CLOCK_MARGIN_NS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class ChangeDetector:
         with self._lock:
             if path in self._known:
                 return
-            if print_ is not None and read_at_ns is not None and print_.stat[1] < read_at_ns - _CLOCK_MARGIN_NS:
+            if print_ is not None and read_at_ns is not None and print_.stat[1] < read_at_ns - CLOCK_MARGIN_NS:
                 self._known[path] = print_
             else:
                 self._known[path] = None
