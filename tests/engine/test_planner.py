@@ -8,6 +8,7 @@ import importlib
 import os
 
 import pytest
+from apps import write_app
 from harness import AppTree
 
 from reload_middleware._engine import ModuleGraph, group_for
@@ -26,8 +27,7 @@ APP = {
 
 @pytest.fixture
 def graph(imported_tree: AppTree) -> ModuleGraph:
-    for name, source in APP.items():
-        imported_tree.write(name, source)
+    write_app(imported_tree, APP)
     importlib.import_module(f"{imported_tree.name}.main")
     root = str(imported_tree.root / imported_tree.name) + os.sep
     built = ModuleGraph(lambda path: path.startswith(root), lambda name: False)

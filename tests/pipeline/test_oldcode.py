@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -64,17 +65,22 @@ def started(module: ModuleType) -> threading.Thread:
     return thread
 
 
-def stopped(module: ModuleType, thread: threading.Thread) -> None:
-    module.stop.set()
-    thread.join(5)
+@contextlib.contextmanager
+def ticking(module: ModuleType, start: Callable[[], threading.Thread] | None = None) -> Iterator[None]:
+    """``module``'s loop runs in a thread (``start`` makes it, ``started`` by default) until the end."""
+    thread = start() if start is not None else started(module)
+    try:
+        yield
+    finally:
+        module.stop.set()
+        thread.join(5)
 
 
 def test_a_thread_that_runs_a_retired_version_is_found_and_reported_once(
     tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
 ) -> None:
     module = imported(tmp_path, "ticker_a", TICKER, old_code)
-    thread = started(module)
-    try:
+    with ticking(module):
         assert old_code.in_threads() == []  # serving: its code runs legitimately
         old_code.retire(1, {"ticker_a": module}, busy=lambda: False)
         found = old_code.in_threads()
@@ -82,8 +88,6 @@ def test_a_thread_that_runs_a_retired_version_is_found_and_reported_once(
         assert found[0].file == str(tmp_path / "ticker_a.py")
         assert old_code.in_threads() == found  # still running: still found ...
         assert [s.function for s in sightings if s.thread == "ticker"] == ["ticker_a.loop"]  # ... reported once
-    finally:
-        stopped(module, thread)
     assert old_code.in_threads() == []
 
 
@@ -91,22 +95,16 @@ def test_a_retired_version_with_requests_in_flight_may_still_run_its_code(
     tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
 ) -> None:
     module = imported(tmp_path, "ticker_b", TICKER, old_code)
-    thread = started(module)
-    try:
+    with ticking(module):
         old_code.retire(1, {"ticker_b": module}, busy=lambda: True)
         assert old_code.in_threads() == []
-    finally:
-        stopped(module, thread)
 
 
 def test_a_kept_thread_runs_on_unreported(tmp_path: Path, old_code: OldCode, sightings: list[Sighting]) -> None:
     module = imported(tmp_path, "ticker_c", TICKER, old_code)
-    thread = keep(f"ticker-{tmp_path.name}", lambda: started(module))
-    try:
+    with ticking(module, lambda: keep(f"ticker-{tmp_path.name}", lambda: started(module))):
         old_code.retire(1, {"ticker_c": module}, busy=lambda: False)
         assert old_code.in_threads() == []
-    finally:
-        stopped(module, thread)
 
 
 def test_a_new_version_of_the_same_source_is_not_old_code(tmp_path: Path, old_code: OldCode) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from apps import write_app
 from harness import AppTree
 
 from reload_middleware._config import Config
@@ -23,8 +24,7 @@ APP = {
 
 @pytest.fixture
 def project(imported_tree: AppTree) -> Project:
-    for name, source in APP.items():
-        imported_tree.write(name, source)
+    write_app(imported_tree, APP)
     return load(f"{imported_tree.name}.main:app", Config(watch=False), "a_wrapper_module").project
 
 

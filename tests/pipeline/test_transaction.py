@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from apps import write_app
 from harness import AppTree
 
 from reload_middleware._config import Config
@@ -75,8 +76,7 @@ def runtime() -> _Runtime:
 @pytest.fixture
 def pipeline(imported_tree: AppTree, runtime: _Runtime) -> Iterator[Pipeline]:
     before = set(threading.enumerate())
-    for name, source in APP.items():
-        imported_tree.write(name, source)
+    write_app(imported_tree, APP)
     # Manual mode: nothing reacts to the test's writes but the attempts it runs; no drain wait.
     loaded = load(f"{imported_tree.name}.main:app", Config(watch=False, warmup=False), "a_wrapper_module")
     built = Pipeline(loaded, runtime, lambda number: None)
@@ -291,8 +291,7 @@ def test_in_watch_mode_the_old_versions_computing_requests_end_before_the_build(
 ) -> None:
     # The build releases shared registries (an ORM's mappers, plugins, logging handlers) that a
     # request still computing on the old version may be using: it ends first.
-    for name, source in APP.items():
-        imported_tree.write(name, source)
+    write_app(imported_tree, APP)
     config = Config(watch=True, warmup=False, drain_timeout=10)
     pipeline = Pipeline(load(f"{imported_tree.name}.main:app", config, "a_wrapper_module"), runtime, lambda n: None)
     request = Visit(pipeline.versions.current)  # computing
