@@ -152,9 +152,10 @@ _HINTS: tuple[tuple[type[BaseException], str, str], ...] = (
     (
         ValueError,
         "signal only works in main thread",
-        "a module installs a signal handler as it is imported, which only the main thread may do, and a "
-        "reload imports in a worker thread; install it in the app's lifespan startup instead (or restart "
-        "the server for each change of that module)",
+        "a module installs a handler, as it is imported, for a signal the app did not handle when the "
+        "server started: only the main thread may install one, and a reload imports in a worker thread "
+        "(a handler for a signal the first import handled is taken over); install it in the app's "
+        "lifespan startup instead, or restart the server once",
     ),
 )
 

@@ -4,6 +4,7 @@ on (a thread started at import) makes the reload stale, with where it runs; the 
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
@@ -169,30 +170,89 @@ def test_a_replaced_callback_a_library_still_calls_is_reported_when_it_runs(
     assert "Old code ran after its version was replaced" in server.log()
 
 
+# A handler for SIGUSR1 set at import (a log reopener, a debug dump); `/` says which version's
+# handler the app sees, and the handler writes its version where the test reads it.
 SIGNALS = """
+import os
 import signal
 
 EDITION = {edition}
-signal.signal(signal.SIGUSR1, lambda number, frame: None)
+
+
+def dump(number, frame, edition=EDITION):
+    with open(os.environ["SIGNAL_RECEIVED"], "a") as received:
+        received.write(f"{{edition}}\\n")
+
+
+signal.signal(signal.SIGUSR1, dump)
+{also}
+"""
+SIGNAL_REPORT = """
+import signal
+
+import PKG.signals
+
+
+def report():
+    return signal.getsignal(signal.SIGUSR1).__defaults__[0]
 """
 
 
-def test_a_signal_handler_installed_at_import_is_a_failed_reload_that_says_what_to_do(
+def signals(edition: int, also: str = "") -> str:
+    return SIGNALS.format(edition=edition, also=also)
+
+
+def test_a_signal_handler_set_at_import_is_the_new_versions_after_a_reload(tree: AppTree, serve: ServerFactory) -> None:
+    received = tree.root / "received"
+    write_semantic_app(tree, {"signals.py": signals(1), "report.py": SIGNAL_REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0", "SIGNAL_RECEIVED": str(received)})
+    for edition in (2, 3):
+        tree.write("signals.py", signals(edition))
+        answer = server.client.post("/__reload").json()
+        assert answer["ok"] is True, answer["error"]
+    assert server.client.get("/").json() == fresh_report(tree.root, tree.name) == 3
+    server.process.send_signal(signal.SIGUSR1)
+    wait_until(lambda: received.exists() and received.read_text().endswith("\n"))
+    assert received.read_text() == "3\n"  # one handler ran, the serving version's
+
+
+def test_a_handler_for_a_signal_the_first_import_did_not_handle_fails_the_reload_with_what_to_do(
     tree: AppTree, serve: ServerFactory
 ) -> None:
-    write_semantic_app(tree, {"signals.py": SIGNALS.format(edition=1), "report.py": SIGNAL_REPORT})
-    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})  # the first import runs in the main thread
-    tree.write("signals.py", SIGNALS.format(edition=2))
+    write_semantic_app(tree, {"signals.py": signals(1), "report.py": SIGNAL_REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0", "SIGNAL_RECEIVED": str(tree.root / "received")})
+    tree.write("signals.py", signals(2, also="signal.signal(signal.SIGUSR2, dump)"))
     error = server.client.post("/__reload").json()["error"]
     assert error["type"] == "ValueError"
     assert "install it in the app's lifespan startup" in error["message"]
     assert server.client.get("/").json() == 1  # the old version serves on
 
 
-SIGNAL_REPORT = """
-import PKG.signals
+# A module that puts a folder on sys.path at import, as a Django settings module does for its apps.
+EXTENDS_PATH = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "vendor_{edition}"))
+"""
+PATH_REPORT = """
+import sys
+
+import PKG.paths
 
 
 def report():
-    return PKG.signals.EDITION
+    return [entry.rpartition("/")[2] for entry in sys.path if entry.rpartition("/")[2].startswith("vendor_")]
 """
+
+
+def test_a_folder_a_replaced_version_put_on_sys_path_is_gone_as_in_a_fresh_process(
+    tree: AppTree, serve: ServerFactory
+) -> None:
+    write_semantic_app(tree, {"paths.py": EXTENDS_PATH.format(edition=1), "report.py": PATH_REPORT})
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    for edition in (2, 3):
+        tree.write("paths.py", EXTENDS_PATH.format(edition=edition))
+        answer = server.client.post("/__reload").json()
+        assert answer["ok"] is True, answer["error"]
+    assert server.client.get("/").json() == fresh_report(tree.root, tree.name) == ["vendor_3"]
