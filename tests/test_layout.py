@@ -22,7 +22,7 @@ import reload_middleware
 PACKAGE = Path(reload_middleware.__file__).parent
 NAME = "reload_middleware"
 
-BASE = {"_config", "_errors", "_files", "_handover", "_importer", "_local", "_types"}
+BASE = {"_config", "_errors", "_files", "_handover", "_importer", "_local", "_threads", "_types"}
 LAYERS: dict[str, int] = {
     **dict.fromkeys(BASE, 0),
     "adapters": 1,

@@ -52,13 +52,13 @@ def stale_report(chain: str) -> ErrorReport:
 def old_code_report(where: list[str], file: str, line: int, stack: tuple[str, ...]) -> ErrorReport:
     """What the status, the log and the error page say about code of a replaced version that runs."""
     message = (
-        f"code of a replaced version still runs: {'; '.join(where)}. What a version started or registered "
-        "outside its own modules runs on after a reload: stop it in an on_retire() hook (a thread: set an "
-        "Event its loop checks and join it; a registration: undo it if it is still yours), keep() it to share "
-        "one across versions, or restart the server"
+        f"code of a replaced version still runs or is held to run: {'; '.join(where)}. What a version "
+        "started or registered outside its own modules runs on after a reload: stop it in an on_retire() "
+        "hook (a thread: set an Event its loop checks and join it; a registration: undo it if it is still "
+        "yours), keep() it to share one across versions, or restart the server"
     )
     text = "".join(f"  {frame}\n" for frame in stack)
-    return ErrorReport(StaleCode.__name__, message, f"Old code ran (innermost last):\n{text}", file, line)
+    return ErrorReport(StaleCode.__name__, message, f"Where the old code is (innermost last):\n{text}", file, line)
 
 
 class Interrupted(BaseException):

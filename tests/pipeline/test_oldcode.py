@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +15,7 @@ import pytest
 
 from reload_middleware._engine.reads import ReadRecorder
 from reload_middleware._handover import keep
+from reload_middleware._pipeline.leaks import Holder
 from reload_middleware._pipeline.oldcode import OldCode, Sighting
 
 TICKER = """
@@ -141,3 +143,62 @@ def test_a_callback_a_library_holds_is_reported_when_it_runs(
     for _ in range(3):
         assert held[0]() == "old"
     assert [(s.version, s.function, s.line) for s in sightings] == [(1, "callback.on_event", 1)]
+
+
+def test_code_of_a_retired_version_that_a_library_global_holds_is_reported_with_the_chain(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    module = imported(tmp_path, "held_ticker", TICKER, old_code)
+    old_code.retire(1, {"held_ticker": module}, lambda: False)
+    callbacks = [module.tick]
+    old_code.held(1, Holder("library.registry", "CALLBACKS", (callbacks, module.tick)))
+    [sighting] = sightings
+    assert (sighting.version, sighting.function, sighting.thread) == (1, "held_ticker.tick", "")
+    assert (
+        sighting.held_by
+        == "library.registry.CALLBACKS -> list -> function held_ticker.tick -> namespace of retired held_ticker"
+    )
+    assert sighting.line == module.tick.__code__.co_firstlineno
+    old_code.held(1, Holder("library.registry", "CALLBACKS", (callbacks, module.tick)))
+    assert len(sightings) == 1  # once
+
+
+def test_a_retired_versions_data_or_a_threads_copy_of_the_excepthook_held_is_no_old_code(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    module = imported(tmp_path, "held_data", TICKER, old_code)
+    old_code.retire(1, {"held_data": module}, lambda: False)
+    old_code.held(1, Holder("library.cache", "VALUES", (module.ticks,)))
+    thread = threading.Thread(target=print)  # made now: it keeps sys.excepthook as it is
+    copy = thread._invoke_excepthook  # type: ignore[attr-defined]
+    old_code.held(1, Holder("threading", "_active", (thread, copy, module.tick)))
+    assert sightings == []
+
+
+def test_held_code_already_seen_running_is_not_reported_again(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    module = imported(tmp_path, "seen_ticker", TICKER, old_code)
+    with ticking(module):
+        while not module.ticks:  # its loop runs
+            time.sleep(0.005)
+        old_code.retire(1, {"seen_ticker": module}, lambda: False)
+        [running] = old_code.in_threads()
+    function = getattr(module, running.function.rpartition(".")[2])  # the loop, or the tick it calls
+    old_code.held(1, Holder("threading", "_active", (function,)))
+    assert [sighting.thread for sighting in sightings] == ["ticker"]
+
+
+def test_a_kept_thread_that_ended_hides_no_other_threads_old_code(
+    tmp_path: Path, old_code: OldCode, sightings: list[Sighting]
+) -> None:
+    ended = threading.Thread(target=print, args=("",), name="ended")
+    keep(f"ended-{tmp_path.name}", lambda: ended)
+    ended.start()
+    ended.join()  # its target is gone: only threading's own methods are left on it
+    module = imported(tmp_path, "ticker_e", TICKER, old_code)
+    with ticking(module):
+        while not module.ticks:
+            time.sleep(0.005)
+        old_code.retire(1, {"ticker_e": module}, busy=lambda: False)
+        assert [sighting.thread for sighting in old_code.in_threads()] == ["ticker"]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from .._errors import BuildTimeout, Interrupted, is_machinery
+from .._threads import own_thread
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ def run_bounded(work: Callable[[], T], timeout: float, what: str, *, on_late: Ca
             (if ever) it ends.
     """
     job: _Job[T] = _Job(work, on_late)
-    thread = threading.Thread(target=job.run, name=f"reload-middleware-{what}", daemon=True)
+    thread = own_thread(job.run, f"reload-middleware-{what}")
     thread.start()
     if job.done.wait(timeout):
         return job.outcome()

@@ -118,7 +118,8 @@ class History:
         self.saw_old_code([sighting])
         self._failure(old_code_report([sighting.describe()], sighting.file, sighting.line, sighting.stack))
         logger.warning(
-            "Old code ran after its version was replaced: %s. Stop it in on_retire(), keep() it, or restart",
+            "Old code %s after its version was replaced: %s. Stop it in on_retire(), keep() it, or restart",
+            "is held where it can run" if sighting.held_by else "ran",
             sighting.describe(),
         )
 

@@ -15,8 +15,12 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
+
+from .._threads import own_thread
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +39,9 @@ class LeakTracker:
     full garbage collection, which is kept off the reload itself.
     """
 
-    def __init__(self, delay: float = 2.0) -> None:
+    def __init__(self, delay: float = 2.0, on_held: Callable[[int, Holder], object] | None = None) -> None:
         self.leaked: list[dict[str, Any]] = []
+        self._on_held = on_held  # told who holds each leaked version (old code may be among it)
         self._delay = delay
         self._lock = threading.Lock()
         self._retired: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
@@ -57,7 +62,7 @@ class LeakTracker:
             self._retired.append((version, sentinels))
             self._due = time.monotonic() + self._delay
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="reload-middleware-leaks", daemon=True)
+                self._thread = own_thread(self._run, "reload-middleware-leaks")
                 self._thread.start()
             self._wake.notify()
 
@@ -84,14 +89,18 @@ class LeakTracker:
             gc.collect()
         _release_free_memory()
         leaked: list[dict[str, Any]] = []
+        holders: list[tuple[int, Holder]] = []
         still: list[tuple[int, dict[str, weakref.ref[_Sentinel]]]] = []
         for version, refs in retired:
             alive = {name: ref for name, ref in refs.items() if ref() is not None}
             if not alive:
                 continue
             still.append((version, alive))
-            first = next(iter(alive.values()))()
-            leaked.append({"number": version, "modules": sorted(alive), "held_by": holder_path(first)})
+            found = find_holder(next(iter(alive.values()))())
+            held_by = found[1].describe(found[0]) if found is not None else None
+            leaked.append({"number": version, "modules": sorted(alive), "held_by": held_by})
+            if found is not None:
+                holders.append((version, found[1]))
         with self._lock:
             self._retired = still + self._retired
         for leak in leaked:
@@ -103,6 +112,9 @@ class LeakTracker:
                 leak["held_by"] or "an unknown referrer",
             )
         self.leaked = leaked  # published after the log lines: whoever sees it finds them written
+        if self._on_held is not None:
+            for version, holder in holders:
+                self._on_held(version, holder)
         return leaked
 
 
@@ -126,15 +138,28 @@ def _malloc_trim() -> Any:
         return None
 
 
-def holder_path(sentinel: object) -> str | None:
-    """A chain of references from a live module's globals down to a retired namespace, if one is
-    found within a small search; e.g. ``app.registry.HANDLERS -> list -> function old.mod.handler``."""
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a retired namespace: the global ``name`` of a live ``module``, then each object on
+    the way down (``path``, outermost first, the namespace not included)."""
+
+    module: str
+    name: str
+    path: tuple[object, ...]
+
+    def describe(self, namespace_name: str) -> str:
+        root = f"{self.module}.{self.name}"
+        return " -> ".join([root, *map(_describe, self.path), f"namespace of retired {namespace_name}"])
+
+
+def find_holder(sentinel: object) -> tuple[str, Holder] | None:
+    """The name of the retired namespace that holds ``sentinel``, and who holds that namespace."""
     live = {id(vars(module)): name for name, module in list(sys.modules.items()) if isinstance(module, ModuleType)}
     namespace = next((ref for ref in gc.get_referrers(sentinel) if isinstance(ref, dict)), None)
     if namespace is None:
         return None
     start_name = str(namespace.get("__name__", "?"))
-    queue: deque[tuple[object, list[str]]] = deque([(namespace, [f"namespace of retired {start_name}"])])
+    queue: deque[tuple[object, tuple[object, ...]]] = deque([(namespace, ())])
     seen = {id(namespace)}
     scans = 0
     while queue and scans < _MAX_REFERRER_SCANS:
@@ -146,8 +171,8 @@ def holder_path(sentinel: object) -> str | None:
             seen.add(id(referrer))
             if id(referrer) in live:
                 key = next((k for k, v in referrer.items() if v is target), "?")
-                return " -> ".join([f"{live[id(referrer)]}.{key}", *reversed(path)])
-            queue.append((referrer, [*path, _describe(referrer)]))
+                return start_name, Holder(live[id(referrer)], str(key), path)
+            queue.append((referrer, (referrer, *path)))
     return None
 
 

@@ -30,11 +30,15 @@ from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import Any
 
 from .._handover import kept_objects
+from .leaks import Holder
 
 logger = logging.getLogger(__name__)
 
 _MONITORING = sys.version_info >= (3, 12)
 _TOOL_IDS = (4, 3)  # the ids sys.monitoring leaves free (0, 1, 2 and 5 are named for others)
+# Every thread keeps the sys.excepthook of the moment it was made, in a closure of this function:
+# a thread pool's thread made while an old version's hook was set holds it, and never calls it.
+_THREAD_FALLBACK_HOOK = "_make_invoke_excepthook.<locals>.invoke_excepthook"
 _STACK_LINES = 8  # of a sighting's stack, the innermost ones kept
 
 
@@ -46,11 +50,13 @@ class Sighting:
     function: str  # module.qualname
     file: str
     line: int
-    thread: str
-    stack: tuple[str, ...]  # "file:line in function", outermost first
+    thread: str  # "" for code found held, not running
+    stack: tuple[str, ...]  # "file:line in function", outermost first; or the chain that holds it
+    held_by: str = ""  # the chain from a library's global down to it, for code found held
 
     def describe(self) -> str:
-        return f"{self.function} of version {self.version} ({self.file}:{self.line}) in thread {self.thread!r}"
+        where = f"held by {self.held_by}" if self.held_by else f"in thread {self.thread!r}"
+        return f"{self.function} of version {self.version} ({self.file}:{self.line}) {where}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +66,7 @@ class Sighting:
             "line": self.line,
             "thread": self.thread,
             "stack": list(self.stack),
+            "held_by": self.held_by or None,
         }
 
 
@@ -83,6 +90,7 @@ class OldCode:
         self._retired: dict[int, _Origin] = {}  # by id(code): code objects compare by content
         self._exempt: set[int] = set()  # codes of kept objects (held by them: their ids stay theirs)
         self._reported: set[int] = set()
+        self._seen: set[tuple[int, str]] = set()  # (version, function) reported, running or held
         self._cost_s = 0.0  # time spent watching retired code since the last take_cost_ms()
 
     # -- what the pipeline tells it ---------------------------------------------------------------
@@ -140,6 +148,42 @@ class OldCode:
             self._report(sighting, report)
         return found
 
+    def held(self, version: int, holder: Holder) -> None:
+        """Retired ``version`` is kept alive by ``holder``, a library's global: if the chain passes
+        through its code (a function, a class, an instance of one), a library holds that code and
+        may call it (a "first registration wins" global, a callback list): a stale event."""
+        function = next(
+            (item for item in reversed(holder.path) if type(item) is FunctionType and self.is_retired(item.__code__)),
+            None,
+        )
+        if function is None or id(function.__code__) in self._exempt:
+            return  # data of the old version, not its code: a leak only
+        if any(getattr(item, "__qualname__", None) == _THREAD_FALLBACK_HOOK for item in holder.path):
+            return  # a thread's copy of sys.excepthook, called only if sys.excepthook is unset
+        with self._lock:
+            if (version, f"{function.__module__}.{function.__qualname__}") in self._seen:
+                return  # already seen running (a thread's target is held by its thread)
+        outer = next((item for item in holder.path if self._is_old(item)), function)
+        code = function.__code__
+        chain = holder.describe(function.__module__)
+        self._report(
+            Sighting(
+                version=version,
+                function=f"{getattr(outer, '__module__', '?')}.{getattr(outer, '__qualname__', '?')}",
+                file=code.co_filename,
+                line=code.co_firstlineno,
+                thread="",
+                stack=tuple(chain.split(" -> ")),
+                held_by=chain,
+            )
+        )
+
+    def _is_old(self, item: object) -> bool:
+        """``item`` is a function or a class of a retired version."""
+        if type(item) is FunctionType:
+            return self.is_retired(item.__code__)
+        return isinstance(item, type) and any(self.is_retired(code) for code in _class_code(item))
+
     def close(self) -> None:
         _Monitor.forget(self)
 
@@ -186,6 +230,7 @@ class OldCode:
             if key in self._reported:
                 return
             self._reported.add(key)
+            self._seen.add((sighting.version, sighting.function))
         if report:
             self._on_sighting(sighting)
 
@@ -232,9 +277,14 @@ def _kept_code() -> set[int]:
     the methods of a kept object's class."""
     codes: set[int] = set()
     for value in kept_objects():
-        target = getattr(value, "_target", None) if isinstance(value, threading.Thread) else value
-        if type(target) is FunctionType:
-            codes.update(id(code) for code in _nested(target.__code__))
+        if isinstance(value, threading.Thread):
+            # Its target only (gone once it ended): threading's own methods are on every
+            # thread's stack, and exempting them would hide old code in all threads.
+            value = getattr(value, "_target", None)
+            if value is None:
+                continue
+        if type(value) is FunctionType:
+            codes.update(id(code) for code in _nested(value.__code__))
         elif not isinstance(value, type | ModuleType) and hasattr(type(value), "__dict__"):
             codes.update(id(code) for method in _class_code(type(value)) for code in _nested(method))
     return codes

@@ -24,7 +24,7 @@ from .._errors import ImportStringError
 from .._importer import load_app, split_import_string
 from .._watch import Watcher
 from .history import History
-from .leaks import LeakTracker
+from .leaks import Holder, LeakTracker
 from .oldcode import OldCode
 from .project import Project
 from .queue import Attempt, AttemptQueue
@@ -89,8 +89,8 @@ class Pipeline:
         self.history = History(error_page=config.error_page)
         self.queue = AttemptQueue(gated=config.watch)
         self.trigger = SharedTrigger(loaded.import_string)
-        self.leaks = LeakTracker(LEAK_CHECK_DELAY)
         self.old_code = OldCode(self.history.old_code_ran)
+        self.leaks = LeakTracker(LEAK_CHECK_DELAY, _held_by_libraries(self.old_code, self.project))
         self.old_code.executed(self.project.loaded_modules(), loaded.module_code)
         self._retirer = Retirer(self.versions, runtime, self.leaks, config, self.old_code)
         self._transaction = Transaction(
@@ -202,3 +202,17 @@ class Pipeline:
 
 def _new_version(runtime: Runtime, make_header: Callable[[int], Any], number: int, app: Any) -> AppVersion:
     return AppVersion(number, runtime.adapt(app), make_header(number))
+
+
+def _held_by_libraries(old_code: OldCode, project: Project) -> Callable[[int, Holder], None]:
+    """What the leak check tells about who holds a retired version: old code held by a library's
+    global (the serving app and the project's own modules are the stale check's, at each reload;
+    this package holds nothing retired)."""
+    own = __name__.split(".")[0]
+
+    def held(version: int, holder: Holder) -> None:
+        module = holder.module
+        if module.split(".")[0] != own and module not in project.graph.modules:
+            old_code.held(version, holder)
+
+    return held

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from .._threads import own_thread
 from .._watch import Watcher
 from .leaks import LeakTracker
 from .queue import Attempt, AttemptQueue, Closed
@@ -68,9 +69,7 @@ class Worker:
             follow_server_logging()  # by now the server has set its logging up
             self._on_start()
             self._queue.reopen()
-            self._thread = threading.Thread(
-                target=_work, args=(self._owner, self._queue), name=WORKER_THREAD, daemon=True
-            )
+            self._thread = own_thread(_work, WORKER_THREAD, args=(self._owner, self._queue))
             self._thread.start()
             self._watch()
             self.started = True

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import watchfiles
 
+from .._threads import own_thread
 from .inotify import Inotify, Unavailable
 from .inotify import available as inotify_available
 
@@ -73,7 +74,7 @@ class Watcher:
         self.restarts = 0
         self.last_error: str | None = None
         self.backend = "inotify" if inotify_available() else "watchfiles"
-        self._thread = threading.Thread(target=self._run, name=WATCHER_THREAD, daemon=True)
+        self._thread = own_thread(self._run, WATCHER_THREAD)
 
     def start(self) -> None:
         self._thread.start()
