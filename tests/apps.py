@@ -259,6 +259,12 @@ FLASK_APP = {
             return {"pid": os.getpid()}
 
 
+        @app.get("/slow")
+        def slow():
+            time.sleep(float(request.args["seconds"]))  # a long-poll: the server computes it
+            return VALUE
+
+
         @app.get("/stream")
         def stream():
             chunks, interval = int(request.args["chunks"]), float(request.args["interval"])

@@ -125,6 +125,26 @@ def test_drain_first_finishes_old_requests_before_new_ones_start(
     assert float(fresh.elapsed.total_seconds()) > 0.2
 
 
+def test_a_long_poll_on_the_old_version_holds_no_new_request_past_the_build(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    # Guarantee 1 with a request the server paces (a long-poll): those that arrive after the edit
+    # get the new version once it has built, not the old one after waiting build_timeout.
+    server = start(tree, serve, events)
+    slow: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 8.0})))
+    thread.start()
+    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    edit(tree, "v2")
+    wait_until(lambda: server.status()["reloading"] or server.status()["version"] == 2)
+    fresh = server.client.get("/")
+    assert (fresh.text, fresh.headers["x-reload-version"]) == ("v2 v2", "2")
+    assert fresh.elapsed.total_seconds() < 5  # build_timeout: it did not wait for the gate to give up
+    assert thread.is_alive()  # the long-poll still runs, on version 1
+    thread.join(15)
+    assert (slow[0].text, slow[0].headers["x-reload-version"]) == ("v1", "1")
+
+
 def test_overlap_mode_serves_new_requests_while_old_ones_run(tree: AppTree, serve: ServerFactory, events: Path) -> None:
     server = start(tree, serve, events, RELOAD_MIDDLEWARE_OVERLAP="1")
     slow: list[httpx.Response] = []

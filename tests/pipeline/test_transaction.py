@@ -311,3 +311,25 @@ def test_in_watch_mode_the_old_versions_computing_requests_end_before_the_build(
     finally:
         finisher.join(5)
         pipeline.close()
+
+
+def test_in_watch_mode_a_request_computing_past_half_the_build_timeout_does_not_hold_the_build(
+    imported_tree: AppTree, runtime: _Runtime
+) -> None:
+    # A long-poll on the old version: those waiting at the gate get the new version once it has
+    # built, not after build_timeout (guarantee 1); the long-poll finishes on the old version.
+    write_app(imported_tree, APP)
+    config = Config(watch=True, warmup=False, build_timeout=0.4, drain_timeout=10)
+    pipeline = Pipeline(load(f"{imported_tree.name}.main:app", config, "a_wrapper_module"), runtime, lambda n: None)
+    long_poll = Visit(pipeline.versions.current)
+    try:
+        imported_tree.write("leaf.py", 'VALUE = "two"\n')
+        started = time.monotonic()
+        outcome = attempt(pipeline)
+        assert outcome.ok
+        assert time.monotonic() - started < 5  # not drain_timeout (10 s): a share of build_timeout
+        assert pipeline.versions.current.number == 2
+        assert long_poll.version.number == 1  # still running, on the version it started on
+    finally:
+        long_poll.end()
+        pipeline.close()

@@ -168,9 +168,10 @@ def _limits(limits: Mapping[str, Any]) -> str:
         "<h2>Limits</h2><p class='muted'>"
         f"A build may take {limits['build_timeout']:g} s (<code>build_timeout</code>): past that it is stopped, "
         "the old version serves on, and a request never waits longer than that for a new version. "
-        f"Before a swap, new requests wait up to {limits['drain_timeout']:g} s (<code>drain_timeout</code>) "
-        "while the old version's requests are still being computed; uploads, streamed responses and "
-        "websockets never hold a swap back, they finish on their own version. "
+        f"Before a build, new requests wait up to {limits['drain']:g} s (<code>drain_timeout</code>, at most "
+        "half of <code>build_timeout</code>) while the old version's requests are still being computed; "
+        "longer ones (a long-poll), uploads, streamed responses and websockets never hold a swap back, they "
+        "finish on their own version. "
         f"At most {limits['max_versions']} versions live at once.</p>"
     )
 

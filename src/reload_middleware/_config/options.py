@@ -146,10 +146,11 @@ class Config:
     drain_timeout: float = declare(
         SECONDS,
         30.0,
-        "seconds a swap waits for the old version's requests the server is still computing (never for uploads, "
-        "streams, websockets)",
+        "seconds the old version's requests the server is still computing get to finish before a build in "
+        "watch mode, at most half of build_timeout (longer ones, and uploads, streams, websockets, finish on "
+        "the old version)",
         check=check_seconds,
-        cli=Cli(("--drain-timeout",), "How long a swap waits for the requests the old version is computing."),
+        cli=Cli(("--drain-timeout",), "How long a build waits for the requests the old version is computing."),
     )
     overlap: bool = declare(FLAG, False, "swap at once, while old requests still run (no pause for new ones)")
     retire_timeout: float = declare(
@@ -203,6 +204,12 @@ class Config:
         "the server's base URL, for the status-page link it logs; the command line sets it from `--host` and `--port`",
         keyword=False,
     )
+
+    @property
+    def drain_before_build(self) -> float:
+        """How long, in watch mode, the old version's computing requests get to finish before a
+        build: a share of ``build_timeout``, the longest a new request waits for the new version."""
+        return min(self.drain_timeout, self.build_timeout / 2)
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, *, factory: bool = False, **explicit: Any) -> Config:

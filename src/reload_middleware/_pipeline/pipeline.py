@@ -160,6 +160,7 @@ class Pipeline:
             "limits": {
                 "build_timeout": config.build_timeout,
                 "drain_timeout": config.drain_timeout,
+                "drain": config.drain_before_build,
                 "max_versions": config.max_versions,
             },
             "process": {"pid": os.getpid(), "shared_trigger": str(self.trigger.path), "listening": listening},

@@ -125,8 +125,10 @@ class Transaction:
         if config.watch and not config.overlap:
             # New requests wait at the gate already; the old version's requests still computing
             # finish before the build releases the registries they may be using (an ORM's mappers,
-            # a plugin manager's plugins, the logging handlers): a request in flight never sees them go.
-            self._drain(old)
+            # a plugin manager's plugins, the logging handlers). But only for part of the gate's
+            # wait: a request the server computes for longer (a long-poll, a slow handler) must not
+            # keep the new version from those waiting (guarantee 1); it finishes on the old one.
+            self._drain(old, config.drain_before_build)
             lap("drain")
         load = GroupLoad(plan.group, changed_paths=plan.changes)
         try:
@@ -237,14 +239,15 @@ class Transaction:
                 )
             self._stuck = None
 
-    def _drain(self, version: AppVersion) -> None:
+    def _drain(self, version: AppVersion, timeout: float) -> None:
         """New requests wait at the gate while the server finishes computing ``version``'s."""
-        if not version.wait_computed(self._config.drain_timeout):
-            logger.warning(
-                "version %d still computed %d request(s) after %g s (drain_timeout); swapping anyway",
+        if not version.wait_computed(timeout):
+            logger.info(
+                "version %d still computes %d request(s) after %g s: they finish on it while the new "
+                "version builds and serves",
                 version.number,
                 version.computing,
-                self._config.drain_timeout,
+                timeout,
             )
 
     def _failed(self, exc: BaseException, started: float) -> Outcome:
