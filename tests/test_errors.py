@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reload_middleware._errors import BuildError, report_error
+from reload_middleware._errors import BuildError, ImportStringError, failure_files, report_error
 
 
 def raise_from_here() -> None:
@@ -61,3 +61,20 @@ def test_an_exception_whose_str_raises_is_reported_all_the_same() -> None:
     report = report_error(Unprintable(), lambda filename: False)
     assert report.type == "Unprintable"
     assert "cannot be shown" in report.message
+
+
+def test_the_files_of_a_failure_are_those_its_causes_ran_through_and_the_one_that_did_not_compile(
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "broken_syntax.py"
+    broken.write_text("VALUE = (\n")
+    try:
+        try:
+            compile(broken.read_text(), str(broken), "exec")
+        except SyntaxError as exc:
+            raise ImportStringError("Importing module 'broken_syntax' failed inside the module") from exc
+    except ImportStringError as wrapped:
+        files = failure_files(wrapped)
+    assert str(broken) in files
+    assert __file__ in files  # where it was raised
+    assert not any(name.startswith("<") for name in files)

@@ -147,6 +147,21 @@ def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> Err
     return ErrorReport(type(named).__name__, f"{message}: {hint}" if hint else message, text, file, line)
 
 
+def failure_files(exc: BaseException) -> set[str]:
+    """Every file a failure ran through (its causes' tracebacks), and the one a ``SyntaxError``
+    could not compile."""
+    files: set[str] = set()
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        files.update(frame.filename for frame in traceback.extract_tb(cause.__traceback__))
+        if isinstance(cause, SyntaxError) and isinstance(cause.filename, str):
+            files.add(cause.filename)
+        cause = cause.__cause__ or cause.__context__
+    return {name for name in files if not name.startswith("<")}
+
+
 # Errors whose message alone would leave a developer guessing: what they mean under a reload.
 _HINTS: tuple[tuple[type[BaseException], str, str], ...] = (
     (

@@ -1,7 +1,9 @@
-"""What counts as Python code, and where installed code lives: shared by the watcher and the module graph."""
+"""What counts as Python code, where installed code lives, and where a module comes from: shared
+by the watcher, the module graph and the project."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -19,3 +21,19 @@ def environment_dirs(*, as_given: bool = False) -> tuple[str, ...]:
     if as_given:
         found |= {os.path.abspath(d) + os.sep for d in dirs if d}
     return tuple(sorted(found))
+
+
+def module_location(name: str) -> tuple[str | None, tuple[str, ...]]:
+    """Where module ``name`` comes from, imported or not (an app that failed to import at start is
+    not): its file and, for a package, its directories; ``(None, ())`` when that cannot be told
+    without running code that fails (its package's ``__init__``)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return getattr(module, "__file__", None), tuple(getattr(module, "__path__", ()))
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:
+        return None, ()
+    if spec is None:
+        return None, ()
+    return (spec.origin if spec.has_location else None), tuple(spec.submodule_search_locations or ())

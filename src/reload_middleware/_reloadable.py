@@ -6,6 +6,7 @@ With reloading off it imports nothing but the app: the middlewares are imported 
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,9 +36,18 @@ def reloadable(
     from ._pipeline import load
 
     loaded = load(import_string, Config.resolve(environ, factory=factory, **options), caller_module())
-    if is_asgi(loaded.app):
+    if (loaded.start_failure is not None and served_as_asgi()) or is_asgi(loaded.app):
         return ReloadMiddleware(loaded)
     return WSGIReloadMiddleware(loaded)
+
+
+def served_as_asgi() -> bool:
+    """For an app that failed to import at start, so that it cannot tell: whether the server
+    running this process serves ASGI (uvicorn, hypercorn, daphne, or granian without
+    ``--interface wsgi``; a gunicorn worker of uvicorn's counts too)."""
+    if any(server in sys.modules for server in ("uvicorn", "hypercorn", "daphne")):
+        return True
+    return "granian" in sys.modules and "wsgi" not in sys.argv and "--interface=wsgi" not in sys.argv
 
 
 def is_asgi(app: Any) -> bool:

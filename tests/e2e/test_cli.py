@@ -150,7 +150,9 @@ def test_a_wrong_import_string_says_which_part_is_wrong_and_exits_as_uvicorn(
 ) -> None:
     write_app(tree, STARLETTE_APP)
     tree.write("broken.py", "x = 1\ny = x / 0\n")
-    result = run_cli(tree, app.replace("PKG", tree.name))
+    # A broken module fails fast in manual mode (production); watch mode waits for its fix.
+    manual = ["--manual"] if "broken" in app else []
+    result = run_cli(tree, app.replace("PKG", tree.name), *manual)
     assert result.returncode == 3  # uvicorn's "could not start"
     assert message.replace("PKG", tree.name) in result.stderr
     if "broken" in app:
@@ -158,6 +160,26 @@ def test_a_wrong_import_string_says_which_part_is_wrong_and_exits_as_uvicorn(
         assert "line 2" in result.stderr
         assert "importlib" not in result.stderr  # the user's frames only
         assert "reload_middleware" not in result.stderr.replace("reload-middleware:", "")
+
+
+def test_in_watch_mode_an_app_broken_at_start_is_served_once_fixed(
+    tree: AppTree, cli: Callable[..., CliServer]
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    working = tree.path("leaf.py").read_text()
+    tree.write("leaf.py", "VALUE = (\n")  # already broken when the server starts
+    server = cli(f"{tree.name}.main:app")
+    answer = server.client.get("/")
+    assert (answer.status_code, answer.headers["x-reload-error"].split(":")[0]) == (500, "SyntaxError")
+    assert "could not be imported (SyntaxError)" in answer.text
+    status = server.client.get("/__reload").json()
+    assert (status["version"], status["last_error"]["type"], status["last_error"]["line"]) == (0, "SyntaxError", 1)
+    assert "The app failed to import" in server.log()
+    tree.write("leaf.py", working)
+    wait_until(lambda: server.client.get("/").status_code == 200, explain=lambda: server.log())
+    fixed = server.client.get("/")
+    assert (fixed.text, fixed.headers["x-reload-version"], "x-reload-error" in fixed.headers) == ("one", "1", False)
+    assert server.client.get("/__reload").json()["last_error"]["resolved"] is True
 
 
 def test_a_wsgi_app_is_refused_at_start_with_what_to_run_instead(tree: AppTree) -> None:

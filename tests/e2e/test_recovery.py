@@ -1,11 +1,14 @@
 """Every failure ends by itself (guarantee 9): a failed reload is resolved as soon as the sources
-build again, an editor's undo included, through a real server."""
+build again, an editor's undo included, and an app broken at start is served once it is fixed,
+through a real server."""
 
 from __future__ import annotations
 
 import pytest
+from apps import FLASK_APP, STARLETTE_APP, write_app
 from harness import AppTree, ServerFactory, wait_until
 from test_faults import SERVERS
+from test_wsgi import GUNICORN
 
 
 @pytest.mark.parametrize("kind", list(SERVERS))
@@ -58,3 +61,44 @@ def test_a_malformed_error_breaks_neither_the_status_nor_the_pages_nor_the_event
     assert '"SyntaxError"' in first
     tree.write("leaf.py", 'VALUE = "two"\n')
     wait_until(lambda: server.client.get("/").text == "two")
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+def test_in_watch_mode_an_app_broken_at_start_keeps_the_server_up_until_it_is_fixed(
+    tree: AppTree, serve: ServerFactory, kind: str
+) -> None:
+    # The wrapper module under uvicorn (ASGI) and reloadable() under gunicorn (WSGI, Flask).
+    write_app(tree, STARLETTE_APP if kind == "uvicorn" else FLASK_APP)
+    working = tree.path("leaf.py").read_text()
+    tree.write("leaf.py", "VALUE = (\n")
+    env = {"RELOAD_MIDDLEWARE_ERROR_PAGE": "1"}
+    server = serve(env=env) if kind == "uvicorn" else serve("PKG.wsgi:app", env=env, command=GUNICORN)
+    api = server.anonymous.get("/")
+    assert (api.status_code, api.headers["x-reload-error"].split(":")[0]) == (500, "SyntaxError")
+    page = server.client.get("/", headers={"accept": "text/html"})
+    assert (page.status_code, "SyntaxError" in page.text, "leaf.py" in page.text) == (500, True, True)
+    assert server.status()["version"] == 0
+    tree.write("leaf.py", working)
+    wait_until(lambda: server.anonymous.get("/").status_code == 200, explain=server.log)
+    served = server.anonymous.get("/")
+    assert (served.text, served.headers["x-reload-version"], "x-reload-error" in served.headers) == ("one", "1", False)
+
+
+def test_an_app_that_breaks_elsewhere_after_a_first_fix_is_still_watched(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    working = {name: tree.path(name).read_text() for name in ("leaf.py", "mid.py")}
+    tree.write("leaf.py", "VALUE = (\n")
+    tree.write("mid.py", "raise RuntimeError('mid is broken too')\n")  # reached once leaf imports
+    server = serve()
+    tree.write("leaf.py", working["leaf.py"])
+    wait_until(lambda: server.status()["last_error"]["type"] == "RuntimeError", explain=server.status)
+    tree.write("mid.py", working["mid.py"])
+    wait_until(lambda: server.anonymous.get("/").status_code == 200, explain=server.log)
+    assert server.status()["version"] == 1
+
+
+def test_in_manual_mode_an_app_broken_at_start_still_fails_fast(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    tree.write("leaf.py", "VALUE = (\n")
+    with pytest.raises(AssertionError, match="server exited"):
+        serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})

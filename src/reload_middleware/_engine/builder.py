@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import adapters
-from .._errors import BuildError
+from .._errors import BuildError, ImportStringError
 from .._handover import capturing_exit_callbacks, recording_hooks, run_hooks, unregister_exit_callbacks
 from .._importer import load_app
 from .effects import discard_effects, recording_effects, release_effects
@@ -21,15 +21,27 @@ from .loader import GroupLoad, ImportRecorder, LoadedGroup
 class FirstImport:
     """The app as the server's own import of it made it, and what that import did."""
 
-    app: Any
+    app: Any  # None when the import failed
     imports: ImportRecorder
     exit_callbacks: list[Callable[..., object]] = field(default_factory=list)
+    failure: ImportStringError | None = None
 
 
-def import_first(import_string: str, *, factory: bool) -> FirstImport:
-    """Import the app for the first time, recording who imports whom and which files each module reads."""
+def import_first(import_string: str, *, factory: bool, survive: bool = False) -> FirstImport:
+    """Import the app for the first time, recording who imports whom and which files each module reads.
+
+    Raises:
+        ImportStringError: the import failed, unless ``survive`` and the failure is inside the
+            app's modules (a broken file, which an edit fixes, not a wrong import string): then
+            the ``FirstImport`` has no app and carries the ``failure``.
+    """
     with ImportRecorder() as imports, capturing_exit_callbacks() as exit_callbacks, recording_effects():
-        app = load_app(import_string, factory=factory)
+        try:
+            app = load_app(import_string, factory=factory)
+        except ImportStringError as exc:
+            if not survive or exc.__cause__ is None:
+                raise
+            return FirstImport(None, imports, exit_callbacks, exc)
     return FirstImport(app, imports, exit_callbacks)
 
 

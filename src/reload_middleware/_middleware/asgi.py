@@ -16,6 +16,7 @@ from .._types import ASGIApp, Message, Receive, Scope, Send
 from .base import ARGUMENTS, Wrapping
 from .exchanges import HttpExchange, WebsocketExchange
 from .runtime import AsgiRuntime
+from .unavailable import unavailable_asgi
 
 
 class ReloadMiddleware(Wrapping[ASGIApp]):
@@ -31,6 +32,10 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
     def _runtime(self) -> AsgiRuntime:
         self._lifespans = AsgiRuntime()
         return self._lifespans
+
+    @staticmethod
+    def _unavailable(error: str) -> ASGIApp:
+        return unavailable_asgi(error)
 
     @staticmethod
     def _version_header(name: str, number: int) -> tuple[bytes, bytes]:

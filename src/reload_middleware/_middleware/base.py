@@ -16,6 +16,7 @@ from .._config import Config, Options, Unpack, is_enabled
 from .._config.docs import docstring_args
 from .._importer import caller_module, import_string_for, load_app
 from .._pipeline import LoadedApp, Pipeline, Runtime, load
+from .unavailable import error_name
 
 AppT = TypeVar("AppT")
 
@@ -51,6 +52,8 @@ class Wrapping(Generic[AppT]):
             self._bare: AppT = loaded
             return
         self.config = config = loaded.config
+        if loaded.start_failure is not None:
+            loaded.app = self._unavailable(error_name(loaded.start_failure))
         name, header = config.version_header, type(self)._version_header
         self._pipeline = pipeline = Pipeline(
             loaded, self._runtime(), lambda number: header(name, number) if name else None
@@ -89,6 +92,11 @@ class Wrapping(Generic[AppT]):
         return live.state_of(self._versions.current.number, self._history, full=full)
 
     def _runtime(self) -> Runtime:
+        raise NotImplementedError
+
+    @staticmethod
+    def _unavailable(error: str) -> AppT:
+        """What answers until the app, which failed to import at start, imports."""
         raise NotImplementedError
 
     @staticmethod

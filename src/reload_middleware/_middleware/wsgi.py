@@ -14,6 +14,7 @@ from .._admin import REASONS, AdminRequest, AdminResponse, live
 from .._pipeline import AppVersion, NoLifespan, Visit
 from .._types import Environ, StartResponse, WSGIApp
 from .base import ARGUMENTS, Wrapping
+from .unavailable import unavailable_wsgi
 
 
 class WSGIReloadMiddleware(Wrapping[WSGIApp]):
@@ -27,6 +28,10 @@ class WSGIReloadMiddleware(Wrapping[WSGIApp]):
 
     def _runtime(self) -> NoLifespan:
         return NoLifespan()
+
+    @staticmethod
+    def _unavailable(error: str) -> WSGIApp:
+        return unavailable_wsgi(error)
 
     @staticmethod
     def _version_header(name: str, number: int) -> tuple[str, str]:

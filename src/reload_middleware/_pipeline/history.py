@@ -123,6 +123,19 @@ class History:
             sighting.describe(),
         )
 
+    def start_failed(self, exc: BaseException, report: ErrorReport) -> None:
+        """The app failed to import at start (watch mode): the server stays up, and says so."""
+        self._failure(report)
+        where = f" at {report.file}:{report.line}" if report.file else ""
+        logger.error(
+            "The app failed to import: %s: %s%s. Requests get an error until the file is fixed; "
+            "the app is served as soon as it imports.\n%s",
+            report.type,
+            report.message,
+            where,
+            report.traceback.rstrip(),
+        )
+
     def failed(self, exc: BaseException, report: ErrorReport, serving: int) -> None:
         self._failure(report)
         where = f" at {report.file}:{report.line}" if report.file else ""

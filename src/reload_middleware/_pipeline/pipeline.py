@@ -54,13 +54,18 @@ class LoadedApp:
     project: Project
     exit_callbacks: list[Callable[..., object]] = field(default_factory=list)
     module_code: dict[str, CodeType] = field(default_factory=dict)  # file -> the code it executed
+    # Watch mode: the app failed to import at start. ``app`` is then what answers until a fixed
+    # version builds (the middleware on top sets it: only it knows ASGI from WSGI).
+    start_failure: ImportStringError | None = None
 
 
 def load(import_string: str, config: Config, wrapper_module: str) -> LoadedApp:
     """Import the app for reloading.
 
     Raises:
-        ImportStringError: the app cannot be imported, or it is defined in the wrapping module.
+        ImportStringError: the app cannot be imported (in watch mode: a wrong import string only;
+            a failure inside its modules is the ``start_failure`` of what is returned), or it is
+            defined in the wrapping module.
         ConfigError: the app's module is outside the watched directories.
     """
     root_module, _ = split_import_string(import_string)
@@ -69,9 +74,13 @@ def load(import_string: str, config: Config, wrapper_module: str) -> LoadedApp:
             f"The app {import_string!r} is defined in the module that wraps it; "
             "move the app to its own module and point the import string at it."
         )
-    first = import_first(import_string, factory=config.factory)
+    # In watch mode a broken file at start is a failure like any other: the server stays up, and
+    # the app is served once the file is fixed. Manual mode (production) fails fast.
+    first = import_first(import_string, factory=config.factory, survive=config.watch)
     project = Project(root_module, config, wrapper_module, first.imports)
-    return LoadedApp(import_string, config, first.app, project, first.exit_callbacks, first.imports.module_code)
+    return LoadedApp(
+        import_string, config, first.app, project, first.exit_callbacks, first.imports.module_code, first.failure
+    )
 
 
 class Pipeline:
@@ -83,7 +92,9 @@ class Pipeline:
         # No part gets a bound method of the pipeline: its threads hold it weakly, so that a
         # pipeline nobody uses is freed, and then its threads stop.
         new_version = functools.partial(_new_version, runtime, make_header)
-        first = new_version(1, loaded.app)
+        # An app that failed to import at start is version 0, which answers with the error: the
+        # first version that builds is version 1.
+        first = new_version(0 if loaded.start_failure is not None else 1, loaded.app)
         first.exit_callbacks, loaded.exit_callbacks = loaded.exit_callbacks, []
         self.versions = VersionSet(first)
         self.history = History(error_page=config.error_page)
@@ -92,6 +103,9 @@ class Pipeline:
         self.old_code = OldCode(self.history.old_code_ran)
         self.leaks = LeakTracker(LEAK_CHECK_DELAY, _held_by_libraries(self.old_code, self.project))
         self.old_code.executed(self.project.loaded_modules(), loaded.module_code)
+        if loaded.start_failure is not None:
+            self.history.start_failed(loaded.start_failure, self.project.report(loaded.start_failure))
+            self.project.watch_failure(loaded.start_failure)
         self._retirer = Retirer(self.versions, runtime, self.leaks, config, self.old_code)
         self._transaction = Transaction(
             config,

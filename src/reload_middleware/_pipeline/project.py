@@ -19,7 +19,8 @@ from watchfiles import Change
 
 from .._config import Config
 from .._engine import ImportRecorder, LoadedGroup, ModuleGraph, RunTimeReads, group_for
-from .._errors import ConfigError, ErrorReport, report_error
+from .._errors import ConfigError, ErrorReport, failure_files, report_error
+from .._files import module_location
 from .._watch import CLOCK_MARGIN_NS, ChangeDetector, Fingerprint, SourceFilter, WatchedDirs, Watcher, fingerprint
 
 _OWN_PACKAGE = __name__.split(".")[0]
@@ -48,7 +49,8 @@ class Project:
         self.watching = config.watch
         self._wrapper_module = wrapper_module
         self.dirs = WatchedDirs(config, root_module)
-        if not self.filter.covers(os.path.realpath(getattr(sys.modules[root_module], "__file__", "") or "")):
+        root_file = module_location(root_module)[0]
+        if root_file is not None and not self.filter.covers(os.path.realpath(root_file)):
             raise ConfigError(
                 f"The app module {root_module!r} is not inside the watched directories "
                 f"({', '.join(map(str, self.dirs.resolved))}): it could never be reloaded"
@@ -74,6 +76,14 @@ class Project:
 
     def report(self, exc: BaseException) -> ErrorReport:
         return report_error(exc, self.is_user_file)
+
+    def watch_failure(self, exc: BaseException) -> None:
+        """The project's files a failed import ran through (or could not compile) that no tracked
+        module comes from (the module failed, so it was never loaded): their next edit is a change."""
+        paths = {os.path.realpath(path) for path in failure_files(exc)}
+        self.detector.track_unloaded(
+            path for path in paths if self.filter.covers(path) and not self.detector.knows(path)
+        )
 
     def loaded_modules(self) -> list[ModuleType]:
         """The project's reloadable modules, as they are in ``sys.modules``."""

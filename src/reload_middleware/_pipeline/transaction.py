@@ -107,13 +107,16 @@ class Transaction:
                 return self._attempt(attempt, started, pause)
             except BaseException as exc:
                 self._project.abort()
+                self._project.watch_failure(exc)  # a module that failed was never loaded: watch its file
                 return self._failed(exc, started)
 
     def _attempt(self, attempt: Attempt, started: float, pause: CollectionPause) -> Outcome:
         self._check_not_stuck()
         self._retirer.make_room()
         config, project, lap = self._config, self._project, Laps(started)
-        plan = project.plan(force=attempt.force, sweep=attempt.sweep)
+        # While the app has never imported (version 0 answers with the error), every attempt
+        # imports all of it: its modules' graph is only what the failed import got to see.
+        plan = project.plan(force=attempt.force or self._versions.current.number == 0, sweep=attempt.sweep)
         lap("plan")
         if plan is None:
             self._history.nothing_to_reload(self._versions.current.number)

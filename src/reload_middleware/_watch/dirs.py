@@ -12,13 +12,12 @@ import contextlib
 import fnmatch
 import logging
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from .._config import TEMPLATE_GLOBS, Config
 from .._errors import ConfigError
-from .._files import environment_dirs
+from .._files import environment_dirs, module_location
 from .filters import SourceFilter
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ class WatchedDirs:
         self._given = config.watch_dirs or project_root(root_module)
         self.resolved = resolve_dirs(self._given, root_module)
         self.filter = SourceFilter(self.resolved, config.exclude, config.include)
-        self._root_file = os.path.realpath(str(getattr(sys.modules[root_module], "__file__", "") or ""))
+        self._root_file = os.path.realpath(module_location(root_module)[0] or "")
         self.observing: tuple[Path, ...] = ()  # what the running watcher was given
         self.moved = False  # the watcher should be given other directories
 
@@ -105,11 +104,13 @@ class WatchedDirs:
 def project_root(root_module: str) -> tuple[Path, ...]:
     """The directory (the ``sys.path`` entry) that holds the app's top-level package or module, as
     the import system has it: symlinks are resolved later, again on sweeps."""
-    top = sys.modules[root_module.split(".")[0]]
-    locations = list(getattr(top, "__path__", ()))
+    top = root_module.split(".")[0]
+    file, locations = module_location(top)
     if locations:
         return tuple(dict.fromkeys(Path(os.path.dirname(os.path.abspath(location))) for location in locations))
-    return (Path(os.path.dirname(os.path.abspath(str(top.__file__)))),)
+    if file is None:
+        raise ConfigError(f"Cannot tell where module {top!r} comes from: pass watch_dirs")
+    return (Path(os.path.dirname(os.path.abspath(file))),)
 
 
 def resolve_dirs(dirs: tuple[Path, ...], root_module: str) -> tuple[Path, ...]:
