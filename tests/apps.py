@@ -143,8 +143,12 @@ LIFECYCLE_APP = {
         async def lifespan(app):
             if VALUE.startswith("fail-startup"):
                 raise RuntimeError(f"startup refused for {VALUE}")
+            if VALUE.startswith("hang-startup"):
+                await asyncio.sleep(3600)
             record("start")
             yield {"value": VALUE}
+            if VALUE.startswith("hang-shutdown"):
+                await asyncio.sleep(3600)
             record("stop")
 
 

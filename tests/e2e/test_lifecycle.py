@@ -145,6 +145,41 @@ def test_a_long_poll_on_the_old_version_holds_no_new_request_past_the_build(
     assert (slow[0].text, slow[0].headers["x-reload-version"]) == ("v1", "1")
 
 
+def test_a_hung_startup_fails_the_reload_within_build_timeout_and_the_fix_goes_live_at_once(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    server = start(tree, serve, events, RELOAD_MIDDLEWARE_BUILD_TIMEOUT="1.5")
+    edit(tree, "hang-startup")
+    error = wait_until(lambda: server.status()["last_error"], timeout=15)
+    assert "lifespan startup did not finish within 1.5 s" in error["message"]
+    assert server.client.get("/").text == "v1 v1"
+    edited = time.monotonic()
+    edit(tree, "v3")
+    wait_until(lambda: server.client.get("/").text == "v3 v3")
+    assert time.monotonic() - edited < 5  # not startup_timeout (30 s)
+
+
+def test_a_hung_shutdown_of_the_retiring_version_holds_no_reload_back_and_is_reported(
+    tree: AppTree, serve: ServerFactory, events: Path
+) -> None:
+    write_app(tree, LIFECYCLE_APP)
+    edit(tree, "hang-shutdown")  # version 1 hangs when it is asked to stop
+    server = serve(env={"LIFECYCLE_LOG": str(events), "RELOAD_MIDDLEWARE_STARTUP_TIMEOUT": "4"})
+    wait_until(lambda: server.status()["watching"])
+    edit(tree, "v2")
+    wait_until(lambda: server.client.get("/").text == "v2 v2")
+    edited = time.monotonic()
+    edit(tree, "v3")
+    wait_until(lambda: server.client.get("/").text == "v3 v3")
+    assert time.monotonic() - edited < 3  # version 1's shutdown still runs, and holds nothing back
+    failures = wait_until(lambda: server.status()["shutdown_failures"], timeout=15)
+    assert [(failure["version"], failure["message"]) for failure in failures] == [
+        (1, "lifespan shutdown did not finish within 4 s")
+    ]
+    assert "lifespan shutdown of retired version 1 failed" in server.log()
+    wait_until(lambda: [version["number"] for version in server.status()["versions"]] == [3])
+
+
 def test_overlap_mode_serves_new_requests_while_old_ones_run(tree: AppTree, serve: ServerFactory, events: Path) -> None:
     server = start(tree, serve, events, RELOAD_MIDDLEWARE_OVERLAP="1")
     slow: list[httpx.Response] = []

@@ -19,7 +19,7 @@ from reload_middleware._config import Config
 from reload_middleware._pipeline.leaks import SENTINEL_NAME, LeakTracker
 from reload_middleware._pipeline.oldcode import OldCode, Sighting
 from reload_middleware._pipeline.retire import Retirer
-from reload_middleware._pipeline.versions import AppVersion, Phase, VersionSet
+from reload_middleware._pipeline.versions import AppVersion, Phase, Stopping, VersionSet
 
 
 def _unexpected(sighting: Sighting) -> None:
@@ -27,16 +27,48 @@ def _unexpected(sighting: Sighting) -> None:
 
 
 class _Runtime:
-    """Records which versions it was asked to stop; fails if told to."""
+    """Records which versions it was asked to stop; their shutdown fails if told to, or runs on
+    until ``finish()`` if it hangs."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, hang: bool = False) -> None:
         self.stopped: list[int] = []
         self._fail = fail
+        self._hang = hang
+        self.pending: list[Stopping] = []
 
-    def stop(self, version: AppVersion) -> None:
+    def stop_soon(self, version: AppVersion) -> Stopping:
         self.stopped.append(version.number)
+        stopping = Stopping()
         if self._fail:
-            raise RuntimeError("lifespan shutdown failed")
+            stopping.error = "lifespan shutdown failed"
+        if self._hang:
+            self.pending.append(stopping)
+        else:
+            stopping.done.set()
+        return stopping
+
+    def finish(self) -> None:
+        for stopping in self.pending:
+            stopping.error = "lifespan shutdown did not finish within 30 s"
+            stopping.done.set()
+
+
+def retirer(
+    versions: VersionSet,
+    runtime: _Runtime,
+    leaks: LeakTracker,
+    config: Config | None = None,
+    failures: list[tuple[int, str]] | None = None,
+) -> Retirer:
+    reported = failures if failures is not None else []
+    return Retirer(
+        versions,
+        runtime,
+        leaks,
+        config or Config(),
+        OldCode(_unexpected),
+        lambda number, message: reported.append((number, message)),
+    )
 
 
 @pytest.fixture
@@ -71,7 +103,7 @@ def swapped(retire_timeout: float = 60) -> tuple[VersionSet, AppVersion, AppVers
 def test_an_idle_draining_version_retires_and_its_hooks_run(leaks: LeakTracker) -> None:
     versions, first, _, calls = swapped()
     runtime = _Runtime()
-    Retirer(versions, runtime, leaks, Config(), OldCode(_unexpected)).retire_ready()
+    retirer(versions, runtime, leaks).retire_ready()
     assert runtime.stopped == [1]
     assert calls == ["pkg.leaf"]
     assert first.phase is Phase.RETIRED
@@ -82,7 +114,7 @@ def test_an_idle_draining_version_retires_and_its_hooks_run(leaks: LeakTracker) 
 def test_a_retired_version_hands_its_modules_to_the_leak_tracker_and_forgets_them(leaks: LeakTracker) -> None:
     versions, first, _, _ = swapped()
     module = first.replaced["pkg.leaf"]
-    Retirer(versions, _Runtime(), leaks, Config(), OldCode(_unexpected)).retire_ready()
+    retirer(versions, _Runtime(), leaks).retire_ready()
     assert SENTINEL_NAME in vars(module)  # watched from now on: a leak would be reported
     assert first.replaced == {}
 
@@ -106,7 +138,7 @@ def test_a_retired_version_unregisters_the_exit_callbacks_its_build_registered(
     atexit.register(callback)
     first.exit_callbacks = [callback]
     try:
-        Retirer(versions, _Runtime(), leaks, Config(), OldCode(_unexpected)).retire_ready()
+        retirer(versions, _Runtime(), leaks).retire_ready()
     finally:
         unregister(callback)
     assert unregistered == [callback]
@@ -119,13 +151,13 @@ def test_a_busy_version_waits_for_retire_timeout_then_its_connections_are_closed
     versions, first, _, calls = swapped(retire_timeout=60)
     stream = LongLived(first)
     runtime = _Runtime()
-    retirer = Retirer(versions, runtime, leaks, Config(retire_timeout=60), OldCode(_unexpected))
-    retirer.retire_ready()
+    retiring = retirer(versions, runtime, leaks, Config(retire_timeout=60))
+    retiring.retire_ready()
     assert versions.draining() == [first]  # still busy, and its time is not up
     assert (calls, runtime.stopped, stream.closed) == ([], [], False)
     first.retire_by = time.monotonic()  # its time is up
     with caplog.at_level(logging.WARNING):
-        retirer.retire_ready()
+        retiring.retire_ready()
     assert stream.closed
     assert first.phase is Phase.RETIRED
     assert (calls, runtime.stopped) == (["pkg.leaf"], [1])
@@ -135,8 +167,8 @@ def test_a_busy_version_waits_for_retire_timeout_then_its_connections_are_closed
 def test_at_max_versions_the_oldest_draining_version_goes(leaks: LeakTracker) -> None:
     versions, first, second, _ = swapped()
     stream = LongLived(first)  # a websocket that would hold version 1 for retire_timeout
-    retirer = Retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=2), OldCode(_unexpected))
-    retirer.make_room()
+    retiring = retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=2))
+    retiring.make_room()
     assert stream.closed
     assert first.phase is Phase.RETIRED
     assert versions.live == [second]
@@ -145,9 +177,7 @@ def test_at_max_versions_the_oldest_draining_version_goes(leaks: LeakTracker) ->
 def test_below_max_versions_making_room_retires_nothing(leaks: LeakTracker) -> None:
     versions, first, second, calls = swapped()
     stream = LongLived(first)
-    Retirer(
-        versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=3), OldCode(_unexpected)
-    ).make_room()
+    retirer(versions, _Runtime(), leaks, dataclasses.replace(Config(), max_versions=3)).make_room()
     assert not stream.closed
     assert versions.live == [first, second]
     assert calls == []
@@ -157,8 +187,29 @@ def test_a_failing_lifespan_shutdown_is_logged_and_the_version_retires_all_the_s
     leaks: LeakTracker, caplog: pytest.LogCaptureFixture
 ) -> None:
     versions, first, _, calls = swapped()
-    with caplog.at_level(logging.ERROR):
-        Retirer(versions, _Runtime(fail=True), leaks, Config(), OldCode(_unexpected)).retire_ready()
+    failures: list[tuple[int, str]] = []
+    with caplog.at_level(logging.WARNING):
+        retirer(versions, _Runtime(fail=True), leaks, failures=failures).retire_ready()
     assert "lifespan shutdown of retired version 1 failed" in caplog.text
+    assert failures == [(1, "lifespan shutdown failed")]  # for the status
     assert calls == ["pkg.leaf"]
     assert first.phase is Phase.RETIRED
+
+
+def test_a_hung_lifespan_shutdown_holds_nothing_back_and_the_version_retires_when_it_ends(
+    leaks: LeakTracker,
+) -> None:
+    versions, _, second, calls = swapped()
+    runtime = _Runtime(hang=True)
+    failures: list[tuple[int, str]] = []
+    retiring = retirer(versions, runtime, leaks, dataclasses.replace(Config(), max_versions=2), failures)
+    started = time.monotonic()
+    retiring.retire_ready()
+    retiring.make_room()  # the next reload: it does not wait for the shutdown either
+    assert time.monotonic() - started < 1  # not the shutdown's limit (startup_timeout, 30 s)
+    states = [version.describe()["state"] for version in versions.live]
+    assert (runtime.stopped, calls, states) == ([1], [], ["stopping", "serving"])
+    runtime.finish()  # it ran past its limit
+    retiring.retire_ready()
+    assert (calls, versions.live) == (["pkg.leaf"], [second])
+    assert failures == [(1, "lifespan shutdown did not finish within 30 s")]

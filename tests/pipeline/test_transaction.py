@@ -20,6 +20,7 @@ from reload_middleware._config import Config
 from reload_middleware._errors import Outcome
 from reload_middleware._pipeline import AppVersion, Pipeline, Visit, load
 from reload_middleware._pipeline.transaction import CollectionPause
+from reload_middleware._pipeline.versions import Stopping
 from reload_middleware._types import Message
 
 APP = {
@@ -52,7 +53,7 @@ class _Runtime:
         self.started: list[int] = []
         self.stopped: list[int] = []
 
-    def start(self, version: AppVersion) -> None:
+    def start(self, version: AppVersion, timeout: float) -> None:
         self.started.append(version.number)
         if self.fail_start:
             raise RuntimeError("lifespan startup failed")
@@ -62,6 +63,10 @@ class _Runtime:
 
     def stop(self, version: AppVersion) -> None:
         self.stopped.append(version.number)
+
+    def stop_soon(self, version: AppVersion) -> Stopping:
+        self.stop(version)
+        return Stopping.finished()
 
     @staticmethod
     def adapt(app: Any) -> Any:

@@ -166,7 +166,11 @@ class Config:
         check=check_max_versions,
     )
     startup_timeout: float = declare(
-        SECONDS, 30.0, "seconds a version's lifespan startup or shutdown may take", check=check_seconds
+        SECONDS,
+        30.0,
+        "seconds a version's lifespan startup or shutdown may take (in watch mode a reload's startup is also "
+        "bounded by build_timeout; a shutdown runs while reloads go on)",
+        check=check_seconds,
     )
     error_page: bool = declare(
         FLAG,

@@ -141,11 +141,12 @@ class LifespanSession:
         self._timeout = timeout
         self._token = anyio.lowlevel.current_token()
 
-    async def start(self, version: AppVersion) -> None:
-        """Begin and start a version's lifespan. Raises ``LifespanUnsupported`` or ``LifespanFailed``."""
+    async def start(self, version: AppVersion, limit: float | None = None) -> None:
+        """Begin and start a version's lifespan, within ``limit`` seconds (``startup_timeout`` by
+        default). Raises ``LifespanUnsupported`` or ``LifespanFailed``."""
         await self.begin(version)
         try:
-            await version.lifespan.startup(self._timeout)
+            await version.lifespan.startup(self._timeout if limit is None else limit)
         except BaseException:
             version.lifespan = None  # it never started: there is nothing to stop
             raise
@@ -165,9 +166,13 @@ class LifespanSession:
         if isinstance(version.lifespan, Lifespan):
             await version.lifespan.shutdown(self._timeout)
 
-    def call(self, function: Callable[[AppVersion], Coroutine[Any, Any, T]], version: AppVersion) -> T:
-        """Run ``function(version)`` on the session's loop, from another thread."""
-        return anyio.from_thread.run(function, version, token=self._token)
+    def call(self, function: Callable[..., Coroutine[Any, Any, T]], *arguments: Any) -> T:
+        """Run ``function(*arguments)`` on the session's loop, from another thread."""
+        return anyio.from_thread.run(function, *arguments, token=self._token)
+
+    def spawn(self, function: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start ``function()`` on the session's loop, from another thread, without waiting for it."""
+        anyio.from_thread.run_sync(self._task_group.start_soon, function, token=self._token)
 
 
 async def _set_then_cancel(event: anyio.Event, group: anyio.abc.TaskGroup) -> None:

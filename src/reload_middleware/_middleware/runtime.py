@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from .._pipeline import AppVersion, Pipeline
+from .._pipeline import AppVersion, Pipeline, Stopping
 from .._types import Receive, Scope, Send
 from .lifespan import LifespanFailed, LifespanSession, LifespanUnsupported
 from .warmup import warm_up
@@ -77,17 +77,39 @@ class AsgiRuntime:
         if failure is not None and failure.__cause__ is not None:
             raise failure.__cause__  # as the bare app would: it reported the failure, then raised
 
-    def start(self, version: AppVersion) -> None:
+    def start(self, version: AppVersion, timeout: float) -> None:
         session = self.session
         if session is None:
             return
         with contextlib.suppress(LifespanUnsupported):  # an app without lifespan has nothing to start
-            session.call(session.start, version)
+            session.call(session.start, version, timeout)
 
     def stop(self, version: AppVersion) -> None:
         session = self.session
         if session is not None and version.lifespan is not None:
             session.call(session.stop, version)
+
+    def stop_soon(self, version: AppVersion) -> Stopping:
+        """Start the version's lifespan shutdown on the server's loop; the caller does not wait."""
+        session = self.session
+        if session is None or version.lifespan is None:
+            return Stopping.finished()
+        stopping = Stopping()
+
+        async def shut_down() -> None:
+            try:
+                await session.stop(version)
+            except Exception as exc:  # LifespanFailed: it failed, or ran past startup_timeout
+                stopping.error = str(exc) or type(exc).__name__
+            finally:
+                stopping.done.set()
+
+        try:
+            session.spawn(shut_down)
+        except Exception as exc:  # the loop is gone (the server stops): nothing runs on it any more
+            stopping.error = f"could not run: {type(exc).__name__}: {exc}"
+            stopping.done.set()
+        return stopping
 
     def warm_up(self, version: AppVersion, timeout: float) -> None:
         warm_up(version.app, version.lifespan_state, timeout, self.backend)

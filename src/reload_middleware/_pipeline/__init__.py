@@ -10,6 +10,17 @@ from .bounded import run_bounded
 from .history import History
 from .pipeline import LoadedApp, Pipeline, load
 from .transaction import NoLifespan, Runtime
-from .versions import AppVersion, Visit
+from .versions import AppVersion, Stopping, Visit
 
-__all__ = ["AppVersion", "History", "LoadedApp", "NoLifespan", "Pipeline", "Runtime", "Visit", "load", "run_bounded"]
+__all__ = [
+    "AppVersion",
+    "History",
+    "LoadedApp",
+    "NoLifespan",
+    "Pipeline",
+    "Runtime",
+    "Stopping",
+    "Visit",
+    "load",
+    "run_bounded",
+]

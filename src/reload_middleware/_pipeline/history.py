@@ -67,6 +67,7 @@ class History:
     resolved: bool = False  # a later reload succeeded after last_error
     restart_required: tuple[str, ...] = ()
     old_code: list[Sighting] = field(default_factory=list)  # the latest runs of replaced code
+    shutdown_failures: list[dict[str, Any]] = field(default_factory=list)  # the latest ones
 
     def succeeded(self, record: ReloadRecord) -> None:
         """Counted just before the swap; logged once checked, by ``log_success`` or ``stale``."""
@@ -156,6 +157,12 @@ class History:
         if self.error_page:
             self.failing = report
 
+    def shutdown_failed(self, version: int, message: str) -> None:
+        """A retired version's lifespan shutdown failed or hung (logged by the caller): its
+        resources (connections, files) may not have been released."""
+        failure = {"version": version, "message": message, "time": time.time()}
+        self.shutdown_failures = [*self.shutdown_failures, failure][-_OLD_CODE_KEPT:]
+
     def as_dict(self) -> dict[str, Any]:
         error = self.last_error
         return {
@@ -165,4 +172,5 @@ class History:
             "last_error": {**error.as_dict(), "resolved": self.resolved} if error else None,
             "restart_required": list(self.restart_required),
             "old_code": [sighting.as_dict() for sighting in self.old_code],
+            "shutdown_failures": list(self.shutdown_failures),
         }

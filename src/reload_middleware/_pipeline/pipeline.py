@@ -106,7 +106,7 @@ class Pipeline:
         if loaded.start_failure is not None:
             self.history.start_failed(loaded.start_failure, self.project.report(loaded.start_failure))
             self.project.watch_failure(loaded.start_failure)
-        self._retirer = Retirer(self.versions, runtime, self.leaks, config, self.old_code)
+        self._retirer = Retirer(self.versions, runtime, self.leaks, config, self.old_code, self.history.shutdown_failed)
         self._transaction = Transaction(
             config,
             self.project,

@@ -28,7 +28,7 @@ from .project import Project
 from .queue import Attempt
 from .retire import Retirer
 from .stale import find_stale
-from .versions import AppVersion, VersionSet
+from .versions import AppVersion, Stopping, VersionSet
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +38,23 @@ logger = logging.getLogger(__name__)
 # has computed nothing for two looks in a row (a released request is on its way from its thread
 # back to the event loop for a moment), at most this long.
 _SETTLE_LIMIT = 0.1
+# How long a reload's answer waits for the replaced version's lifespan shutdown, so that what its
+# retirement stops (threads, schedulers) is stopped by the time the answer says ok; a longer one
+# finishes later, and its version retires then.
+_SHUTDOWN_WAIT = 1.0
 _SETTLE_POLL = 0.001
 
 
 class Runtime(Protocol):
     """What only the middleware on top knows how to do with a version (ASGI: its lifespan)."""
 
-    def start(self, version: AppVersion) -> None: ...
+    def start(self, version: AppVersion, timeout: float) -> None: ...
 
     def warm_up(self, version: AppVersion, timeout: float) -> None: ...
 
     def stop(self, version: AppVersion) -> None: ...
+
+    def stop_soon(self, version: AppVersion) -> Stopping: ...
 
     def adapt(self, app: Any) -> Any: ...
 
@@ -56,7 +62,7 @@ class Runtime(Protocol):
 class NoLifespan:
     """The runtime of apps without lifespan or lazy set-up worth a warm-up (WSGI): nothing to do."""
 
-    def start(self, version: AppVersion) -> None:
+    def start(self, version: AppVersion, timeout: float) -> None:
         pass
 
     def warm_up(self, version: AppVersion, timeout: float) -> None:
@@ -64,6 +70,9 @@ class NoLifespan:
 
     def stop(self, version: AppVersion) -> None:
         pass
+
+    def stop_soon(self, version: AppVersion) -> Stopping:
+        return Stopping.finished()
 
     @staticmethod
     def adapt(app: Any) -> Any:
@@ -177,11 +186,15 @@ class Transaction:
 
     def _start(self, version: AppVersion, rollback: Callable[[], None], lap: Laps) -> None:
         """Start the new version (its lifespan) and warm it up; on any failure, roll the build back."""
+        config = self._config
+        # In watch mode requests wait for this version at the gate: its startup is part of its
+        # build, and a hung one must not hold the next save back for all of startup_timeout.
+        limit = min(config.startup_timeout, config.build_timeout) if config.watch else config.startup_timeout
         try:
-            self._runtime.start(version)
+            self._runtime.start(version, limit)
             lap("start")
-            if self._config.warmup:
-                self._runtime.warm_up(version, self._config.build_timeout)
+            if config.warmup:
+                self._runtime.warm_up(version, config.build_timeout)
                 lap("warm_up")
         except BaseException:
             rollback()
@@ -198,7 +211,7 @@ class Transaction:
         phase of its own in the record (after the swap: not part of ``duration_ms``)."""
         self._old_code.take_cost_ms()  # a retirement between two reloads is not this one's
         lap = Laps(time.perf_counter())
-        self._retirer.retire_ready()
+        self._retirer.retire_ready(_SHUTDOWN_WAIT)
         lap("retire")
         running = self._old_code.in_threads(report=False)  # reported here, as this reload's outcome
         lap("old_code")

@@ -72,6 +72,22 @@ class Visit:
             version._visits.pop(self, None)
 
 
+class Stopping:
+    """A version's lifespan shutdown, running on the server's event loop: ``done`` once it ended,
+    ``error`` if it failed (or ran past its limit)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: str | None = None
+
+    @classmethod
+    def finished(cls) -> Stopping:
+        """A version without a lifespan to stop."""
+        stopping = cls()
+        stopping.done.set()
+        return stopping
+
+
 class AppVersion:
     """An app built from one set of module objects.
 
@@ -95,6 +111,7 @@ class AppVersion:
         self.retire_by: float | None = None
         # What its build registered with atexit: unregistered when it retires.
         self.exit_callbacks: list[Callable[..., object]] = []
+        self.stopping: Stopping | None = None  # its lifespan shutdown, once asked for
 
     def _visiting(self) -> list[Visit]:
         with self._lock:
@@ -117,7 +134,7 @@ class AppVersion:
         visits = self._visiting()
         return {
             "number": self.number,
-            "state": self.phase.value,
+            "state": "stopping" if self.stopping is not None else self.phase.value,
             "in_flight": len(visits),
             "computing": sum(visit.computing for visit in visits),
             "long_lived": sum(visit.long_lived for visit in visits),
