@@ -4,6 +4,11 @@ through a real server."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from apps import FLASK_APP, STARLETTE_APP, write_app
 from harness import AppTree, ServerFactory, wait_until
@@ -102,3 +107,31 @@ def test_in_manual_mode_an_app_broken_at_start_still_fails_fast(tree: AppTree, s
     tree.write("leaf.py", "VALUE = (\n")
     with pytest.raises(AssertionError, match="server exited"):
         serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+
+
+def save_in_place(path: Path, text: str, gap: float) -> None:
+    """An editor that truncates the file, then writes it (a pause between, as under load)."""
+    with path.open("w") as file:
+        file.flush()
+        time.sleep(gap)
+        file.write(text)
+
+
+def save_as_vim_does(path: Path, text: str, gap: float) -> None:
+    """Vim's default: the old file moved aside as a backup, then the new one written."""
+    os.rename(path, f"{path}~")
+    time.sleep(gap)
+    path.write_text(text)
+    os.unlink(f"{path}~")
+
+
+@pytest.mark.parametrize("save", [save_in_place, save_as_vim_does], ids=["in-place", "vim"])
+def test_a_save_in_several_steps_is_one_reload_of_the_finished_file(
+    tree: AppTree, serve: ServerFactory, save: Callable[[Path, str, float], None]
+) -> None:
+    server = SERVERS["uvicorn"](tree, serve)
+    for number in range(1, 4):
+        save(tree.path("leaf.py"), f'VALUE = "saved {number}"\n', 0.03)
+        wait_until(lambda: server.client.get("/").text == f"saved {number}")  # noqa: B023 (waited for here)
+    status = server.status()
+    assert (status["reloads"], status["failures"], status["last_error"]) == (3, 0, None)

@@ -9,6 +9,7 @@ import pytest
 from harness import wait_until
 
 from reload_middleware._watch import SourceFilter, Watcher
+from reload_middleware._watch.inotify import Inotify
 from reload_middleware._watch.inotify import available as inotify_available
 
 
@@ -94,3 +95,23 @@ def test_directories_made_after_the_start_are_watched_and_their_files_reported(t
         assert str(tmp_path / "__pycache__" / "y.py") not in reported
     finally:
         watcher.stop()
+
+
+@pytest.mark.skipif(not inotify_available(), reason="inotify is Linux's")
+def test_a_file_half_saved_is_unsettled_until_its_save_completes(tmp_path: Path) -> None:
+    module = tmp_path / "leaf.py"
+    module.write_text("VALUE = 1\n")
+    with Inotify([str(tmp_path)], lambda path: False) as notify:
+        with module.open("w") as file:
+            file.flush()  # truncated, not written yet
+            notify.read()
+            assert notify.unsettled == {str(module)}
+            file.write("VALUE = 2\n")
+        notify.read()
+        assert notify.unsettled == set()  # written and closed
+        module.rename(tmp_path / "leaf.py~")  # vim moves the old file aside first
+        notify.read()
+        assert str(module) in notify.unsettled
+        module.write_text("VALUE = 3\n")
+        notify.read()
+        assert str(module) not in notify.unsettled

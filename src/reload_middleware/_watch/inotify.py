@@ -82,6 +82,10 @@ class Inotify:
             raise Unavailable("inotify is not available on this platform")
         self._skip = skip_directory
         self._directories: dict[int, str] = {}
+        # Files a save has not finished with: written but not closed yet (an editor that truncates
+        # then writes), or moved away or deleted and not back yet (vim moves the old file aside
+        # before it writes the new one). Read between those events, a module is half there.
+        self.unsettled: set[str] = set()
         fd = _LIBC.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:
             raise Unavailable(ctypes.get_errno(), f"inotify_init1: {os.strerror(ctypes.get_errno())}")
@@ -134,6 +138,13 @@ class Inotify:
                         self._add_tree(path, report=paths)
                 else:
                     paths.add(path)
+                    self._settle(path, mask)
+
+    def _settle(self, path: str, mask: int) -> None:
+        if mask & (_IN_CLOSE_WRITE | _IN_MOVED_TO):
+            self.unsettled.discard(path)  # written and closed, or moved into place: complete
+        elif mask & (_IN_MODIFY | _IN_CREATE | _IN_DELETE | _IN_MOVED_FROM):
+            self.unsettled.add(path)
 
     def _add_tree(self, root: str, report: set[str] | None) -> None:
         """Watch ``root`` and its subdirectories; add the files found to ``report`` if given."""

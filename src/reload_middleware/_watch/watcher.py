@@ -143,15 +143,23 @@ class Watcher:
                     return
                 changed, overflowed = notify.read()
                 deadline = time.monotonic() + self._DEBOUNCE_S
-                while time.monotonic() < deadline and poller.poll(self._QUIET_MS) and not self._stop.is_set():
+                while time.monotonic() < deadline and not self._stop.is_set():
+                    # Quiet is not enough while a source file is half saved: wait for the rest of
+                    # its save (at most the debounce), so that one save is one reload.
+                    if not poller.poll(self._QUIET_MS) and not self._half_saved(notify.unsettled):
+                        break
                     more, dropped = notify.read()
                     changed |= more
                     overflowed |= dropped
+                notify.unsettled.clear()  # whatever stays half saved is reported as it is
                 if overflowed:
                     self._on_change(None)  # events were lost: look at every tracked file
                 accepted = {path for path in changed if self._filter(watchfiles.Change.modified, path)}
                 if accepted:
                     self._on_change(accepted)
+
+    def _half_saved(self, unsettled: set[str]) -> bool:
+        return any(self._filter(watchfiles.Change.modified, path) for path in unsettled)
 
     def _watch_polling(self) -> None:
         # The step is how long watchfiles waits for a burst of events to end, and how often its
