@@ -15,6 +15,8 @@ fragment (never sent to a server, so never in an access log or a referrer).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -105,3 +107,61 @@ def private_directory() -> Path:
             return directory
         logger.warning("not using %s for reload triggers: it is not a private directory of this user", directory)
     return Path(tempfile.mkdtemp(prefix="reload-middleware-"))  # private to this process at least
+
+
+class ServerCredential:
+    """A server's view of the local credential: the one it started with, and the file's, re-read
+    at each use. A file removed (a ``/tmp`` cleaner, a logout) is published again with this
+    server's value, so that ``trigger`` finds it; a file another server created meanwhile (after
+    such a removal) is accepted too, and is the one this server proves it holds."""
+
+    def __init__(self) -> None:
+        own = local_credential()
+        if own is None:
+            raise ConfigError(f"cannot create the local credential {credential_path()}")
+        self._own = own
+
+    def current(self) -> str:
+        """The value a same-user client reads now (published again if it was removed)."""
+        try:
+            value = local_credential(create=False)
+            if value is None:
+                _publish(credential_path(), self._own)
+                value = local_credential(create=False)
+        except (OSError, ConfigError) as exc:
+            logger.warning("the local credential file cannot be used (%s): this server keeps its own", exc)
+            return self._own
+        return value or self._own
+
+    def accepted(self) -> tuple[str, ...]:
+        current = self.current()
+        return (current,) if current == self._own else (current, self._own)
+
+    @property
+    def started_with(self) -> str:
+        return self._own
+
+
+# The challenge-response of ``trigger``: nothing a listener on the port receives is the secret, or
+# can be replayed. The client sends a random challenge; the server answers with a nonce and a proof
+# that it holds the credential (an HMAC of both under it); the client checks it, then authorises
+# each request with an HMAC of the nonce and the request, which the server accepts once.
+CHALLENGE_PARAMETER = "challenge"
+PROOF_SCHEME = "reload-proof"
+
+
+def _mac(secret: str, *parts: str) -> str:
+    return hmac.new(secret.encode(), "\n".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def server_proof(secret: str, challenge: str, nonce: str) -> str:
+    return _mac(secret, "server", challenge, nonce)
+
+
+def request_proof(secret: str, nonce: str, method: str, query: str) -> str:
+    return _mac(secret, "client", nonce, method.upper(), query)
+
+
+def proof_header(secret: str, nonce: str, method: str, query: str) -> str:
+    """The ``Authorization`` value of one request, bound to its nonce, method and query."""
+    return f"{PROOF_SCHEME} {nonce} {request_proof(secret, nonce, method, query)}"

@@ -3,9 +3,12 @@ cells run again through a real server in ``tests/e2e/test_admin.py``)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reload_middleware._admin.access import AccessRules, AdminRequest
+from reload_middleware._local import ServerCredential, credential_path, proof_header, server_proof
 
 LOOPBACK_HOST = {"host": "127.0.0.1:8000"}
 
@@ -15,6 +18,14 @@ def request(method: str = "GET", query: str = "", client: str | None = "127.0.0.
 
 
 LOCAL = "local-credential-of-this-user"
+
+
+def with_local_credential(value: str = LOCAL) -> ServerCredential:
+    """This user's local credential file holds ``value`` (in this test's private directory)."""
+    path = credential_path()
+    path.write_text(value)
+    path.chmod(0o600)
+    return ServerCredential()
 
 
 def decision_of(admin: AccessRules, admin_request: AdminRequest) -> int | str:
@@ -86,7 +97,7 @@ def decision_of(admin: AccessRules, admin_request: AdminRequest) -> int | str:
     ],
 )
 def test_a_reload_needs_the_credential_and_loopback_only_reads(admin_request: AdminRequest, outcome: int | str) -> None:
-    assert decision_of(AccessRules(None, "/__reload", LOCAL), admin_request) == outcome
+    assert decision_of(AccessRules(None, "/__reload", with_local_credential()), admin_request) == outcome
 
 
 @pytest.mark.parametrize(
@@ -124,3 +135,51 @@ def test_a_remote_browser_without_the_token_gets_the_login_page() -> None:
     assert refusal.status == 401
     assert b"Token required" in refusal.body
     assert b"s3cret" not in refusal.body
+
+
+def challenged(rules: AccessRules, challenge: str = "c" * 22) -> dict[str, str]:
+    answer = rules.challenge(request("GET", f"challenge={challenge}"))
+    assert answer is not None
+    assert answer.status == 200
+    return json.loads(answer.body)  # type: ignore[no-any-return]
+
+
+def test_a_challenge_is_answered_with_the_proof_that_the_server_holds_the_credential() -> None:
+    rules = AccessRules(None, "/__reload", with_local_credential())
+    answer = challenged(rules)
+    assert answer["proof"] == server_proof(LOCAL, "c" * 22, answer["nonce"])
+    assert LOCAL not in json.dumps(answer)
+
+
+def test_a_proof_authorises_its_one_request_once() -> None:
+    rules = AccessRules(None, "/__reload", with_local_credential())
+    nonce = challenged(rules)["nonce"]
+    proven = request("POST", "force=1", authorization=proof_header(LOCAL, nonce, "POST", "force=1"))
+    assert decision_of(rules, proven) == 200
+    assert decision_of(rules, proven) == 401  # replayed: the nonce is used up
+    nonce = challenged(rules)["nonce"]
+    other = request("POST", "", authorization=proof_header(LOCAL, nonce, "POST", "force=1"))
+    assert decision_of(rules, other) == 401  # a proof for another request
+    forged = request(
+        "POST", "", authorization=proof_header("not-the-credential", challenged(rules)["nonce"], "POST", "")
+    )
+    assert decision_of(rules, forged) == 401
+    unissued = request("POST", "", authorization=proof_header(LOCAL, "n" * 32, "POST", ""))
+    assert decision_of(rules, unissued) == 401
+
+
+@pytest.mark.parametrize("challenge", ["short", "x" * 129, "<script>" * 3, ""])
+def test_a_malformed_challenge_is_refused(challenge: str) -> None:
+    answer = AccessRules(None, "/__reload", with_local_credential()).challenge(request("GET", f"challenge={challenge}"))
+    assert answer is not None
+    assert answer.status == 400
+
+
+def test_a_removed_credential_file_is_published_again_and_a_new_one_is_accepted_too() -> None:
+    credential = with_local_credential()
+    credential_path().unlink()  # a /tmp cleaner
+    assert credential.current() == LOCAL
+    assert credential_path().read_text() == LOCAL
+    credential_path().unlink()
+    with_local_credential("created-by-a-server-started-since")
+    assert credential.accepted() == ("created-by-a-server-started-since", LOCAL)

@@ -265,9 +265,10 @@ def test_trigger_reports_and_exits_for_a_deploy_script(tree: AppTree, cli: Calla
     write_app(tree, STARLETTE_APP)
     server = cli(f"{tree.name}.main:app", "--manual", "--token", "deploy-token")
     tree.write("leaf.py", 'VALUE = "two"\n')
-    refused = run_cli(tree, "trigger", server.url)
+    refused = run_cli(tree, "trigger", server.url)  # this user's local credential: not this server's
     assert refused.returncode == 2
-    assert "refused (401)" in refused.stderr
+    assert "did not prove it holds this user's local credential" in refused.stderr
+    assert "(pass --token)" in refused.stderr
 
     done = run_cli(tree, "trigger", server.url, "--token", "deploy-token")
     assert done.returncode == 0, done.stderr

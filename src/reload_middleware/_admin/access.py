@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .._local import is_loopback_host
+from .._local import CHALLENGE_PARAMETER, PROOF_SCHEME, ServerCredential, is_loopback_host
 from .pages import login_page
+from .proofs import Challenges
 
 # Headers proxies add: a request carrying one came through a proxy, whatever its peer address.
 _FORWARDING_HEADERS = (
@@ -132,10 +133,33 @@ class AccessRules:
     and without error details.
     """
 
-    def __init__(self, token: str | None, path: str, local_credential: str | None = None) -> None:
-        secret = token or local_credential
-        self._secret = secret.encode("utf-8") if secret else None
+    def __init__(self, token: str | None, path: str, local_credential: ServerCredential | None = None) -> None:
+        self._token = token
+        self._local = local_credential
         self._path = path
+        self._challenges = Challenges()
+
+    def _secrets(self) -> tuple[str, ...]:
+        if self._token:
+            return (self._token,)
+        return self._local.accepted() if self._local is not None else ()
+
+    def challenge(self, request: AdminRequest) -> AdminResponse | None:
+        """The answer to ``GET ?challenge=...`` (``trigger`` asking this server to prove it holds
+        the credential before it authorises anything), or ``None`` for any other request."""
+        pairs = parse_qsl(request.query_string, keep_blank_values=True)
+        if request.method != "GET" or [key for key, _ in pairs] != [CHALLENGE_PARAMETER]:
+            return None
+        refusal = self._malformed(request)
+        if refusal is not None:
+            return refusal
+        challenge = pairs[0][1]
+        if not Challenges.is_challenge(challenge):
+            return error_response(400, "a challenge is 16 to 128 URL-safe characters")
+        secret = self._token or (self._local.current() if self._local is not None else None)
+        if secret is None:
+            return error_response(403, "this server has no credential to prove")
+        return AdminResponse.json(200, self._challenges.answer(challenge, secret))
 
     def parse_force(self, request: AdminRequest) -> bool | AdminResponse:
         """``?force=1`` on a POST; any other parameter is a client error."""
@@ -194,17 +218,22 @@ class AccessRules:
     def carries_credential(self, request: AdminRequest, *, cookie: bool) -> bool:
         """Whether the request carries the credential: as a bearer token, or (``cookie``, for reads
         only) in the cookie the status page sets, which browsers never send cross-site."""
-        if self._secret is None:
+        accepted = self._secrets()
+        if not accepted:
             return False
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        authorization = request.headers.get("authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == PROOF_SCHEME:  # trigger's: bound to one nonce and this very request
+            return self._challenges.accepts(authorization, request.method, request.query_string, accepted)
         supplied: str | None = value.strip() if scheme.lower() == "bearer" else None
         if supplied is None and cookie:
             supplied = _cookie(request.headers.get("cookie", ""), COOKIE)
         if supplied is None:
             return False
         # Header values arrive as latin-1 text of the bytes sent: compare those bytes with the
-        # token's UTF-8 bytes, in constant time.
-        return hmac.compare_digest(supplied.encode("latin-1", "replace"), self._secret)
+        # secrets' UTF-8 bytes, in constant time.
+        given = supplied.encode("latin-1", "replace")
+        return any(hmac.compare_digest(given, secret.encode("utf-8")) for secret in accepted)
 
     @staticmethod
     def _is_direct_loopback(request: AdminRequest) -> bool:

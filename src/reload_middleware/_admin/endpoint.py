@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ErrorReport
-from .._local import local_credential
+from .._local import ServerCredential
 from .._pipeline import Pipeline
 from .access import AccessRules, AdminRequest, AdminResponse, error_response
 from .live import LiveRefresh
@@ -28,7 +28,7 @@ class AdminEndpoint:
         config = pipeline.config
         self._pipeline = pipeline
         self._path = config.admin_path or ""
-        self._credential = None if config.token else local_credential()
+        self._credential = None if config.token else ServerCredential()
         self._access = AccessRules(config.token, self._path, self._credential)
         self._version_header = config.version_header
         self._live = live  # live refresh, when it is on: the error page reloads itself once fixed
@@ -39,11 +39,12 @@ class AdminEndpoint:
         browser sends to a server: it never reaches an access log or a referrer)."""
         if self._credential is not None and self._path:
             base = self._base_url or "http://<this server>"
-            logger.info("Reload status page: %s%s#token=%s", base, self._path, self._credential)
+            logger.info("Reload status page: %s%s#token=%s", base, self._path, self._credential.current())
 
     def handle(self, request: AdminRequest) -> AdminResponse:
         """Answer one request; a ``POST`` reloads and waits for the outcome (call it off the event loop)."""
-        decision = self._access.decide(request)
+        challenged = self._access.challenge(request)
+        decision = challenged if challenged is not None else self._access.decide(request)
         if isinstance(decision, AdminResponse):
             response = decision
         else:

@@ -9,7 +9,9 @@ Nothing here prints: the command line formats what ``roll_out`` returns.
 from __future__ import annotations
 
 import enum
+import hmac
 import ipaddress
+import secrets
 import socket
 import time
 import urllib.parse
@@ -21,7 +23,7 @@ from typing import Any
 import httpx
 
 from .._config import declaration
-from .._local import is_loopback_host, local_credential
+from .._local import CHALLENGE_PARAMETER, is_loopback_host, local_credential, proof_header, server_proof
 
 
 class ReplicaOutcome(str, enum.Enum):
@@ -135,22 +137,57 @@ def roll_out(
     return results
 
 
+class NotOurs(Exception):
+    """The server could not prove it holds this user's local credential."""
+
+
+def _authorised(client: httpx.Client, admin: str, token: str | None, method: str, query: str) -> dict[str, str]:
+    """The headers that authorise one request: the configured token, or, for a server on this
+    machine, a proof bound to a nonce the server issued once it proved it holds this user's local
+    credential. The credential itself is never sent: a listener of another user learns nothing.
+
+    Raises:
+        NotOurs: the server did not prove it (another user may listen on that port).
+    """
+    if token:
+        return {"authorization": f"Bearer {token}"}
+    challenge = secrets.token_urlsafe(24)
+    answer = client.get(admin, params={CHALLENGE_PARAMETER: challenge})
+    # Read after the challenge: a server of ours publishes the credential again if it was removed.
+    credential = local_credential(create=False)
+    try:
+        nonce, proof = answer.json()["nonce"], answer.json()["proof"]
+    except (ValueError, KeyError, TypeError):
+        nonce = proof = None
+    if (
+        credential is None
+        or not isinstance(nonce, str)
+        or not isinstance(proof, str)
+        or not hmac.compare_digest(proof, server_proof(credential, challenge, nonce))
+    ):
+        raise NotOurs(
+            f"{admin} did not prove it holds this user's local credential, so nothing was sent to it: it is "
+            "not a server of this user (another user may listen on that port), or it has a token (pass --token)"
+        )
+    return {"authorization": proof_header(credential, nonce, method, query)}
+
+
 def _reload(result: Result, rollout: Rollout) -> Result:
     replica = result.replica
     started = time.monotonic()
     token = rollout.token
-    if not token and replica.loopback:
-        token = local_credential(create=False)  # this machine only: never sent anywhere else
-    headers = {"host": replica.host}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
+    # The local credential is for servers on this machine only: elsewhere, nothing but a token.
+    credentialed = bool(token) or replica.loopback
     admin = f"{replica.url}{rollout.admin_path}"
+    query = urllib.parse.urlencode({"force": "1"}) if rollout.force else ""
     try:
-        with httpx.Client(headers=headers, timeout=rollout.timeout) as client:
-            status = client.get(admin)
+        with httpx.Client(headers={"host": replica.host}, timeout=rollout.timeout) as client:
+            headers = _authorised(client, admin, token, "GET", "") if credentialed else {}
+            status = client.get(admin, headers=headers)
             if status.status_code == 200:
                 result.before = status.json().get("version")
-            response = client.post(admin, params={"force": "1"} if rollout.force else None)
+            headers = _authorised(client, admin, token, "POST", query) if credentialed else {}
+            response = client.post(f"{admin}?{query}" if query else admin, headers=headers)
             _read_answer(result, response)
         if result.outcome.ok and rollout.check is not None:
             # Without the credential: the check is the app's, which has no business seeing it.
@@ -158,6 +195,8 @@ def _reload(result: Result, rollout: Rollout) -> Result:
                 _check(result, client, f"{replica.url}{rollout.check}")
     except httpx.HTTPError as exc:
         result.outcome, result.message = ReplicaOutcome.UNREACHABLE, f"could not reach {admin}: {exc}"
+    except NotOurs as exc:
+        result.outcome, result.message = ReplicaOutcome.REFUSED, str(exc)
     except ValueError:  # not our JSON: something else answers there
         result.outcome, result.message = ReplicaOutcome.REFUSED, f"{admin} did not answer as an admin endpoint"
     result.seconds = time.monotonic() - started

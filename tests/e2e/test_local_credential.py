@@ -1,0 +1,132 @@
+"""The local credential never leaves this user's processes: ``trigger`` makes the server prove it
+holds the credential before it authorises anything, so another local OS user listening on the
+port (made by the test: root here and in CI) receives nothing it could use; and a credential file
+removed under running servers (a ``/tmp`` cleaner) is published again, so ``trigger`` keeps
+working."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apps import STARLETTE_APP, write_app
+from harness import AppTree, ServerFactory, wait_until
+
+from reload_middleware._local import credential_path, local_credential
+
+OTHER_PYTHON = "/usr/bin/python3"  # the system's: another user cannot run ours, under /root
+
+# Another user's server on the port: it records what it receives and answers as an admin endpoint
+# would, with a made-up proof.
+LISTENER = r"""
+import socket
+import sys
+
+listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "ab", buffering=0) as record:
+    print("listening", flush=True)
+    while True:
+        client, _ = listener.accept()
+        with client:
+            client.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            record.write(data)
+            body = b'{"nonce": "guessed", "proof": "forged", "ok": true, "version": 1, "reloaded": []}'
+            head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            client.sendall(head.encode() + b"connection: close\r\n\r\n" + body)
+"""
+
+
+@pytest.fixture
+def other_user() -> Iterator[str]:
+    if os.geteuid() != 0:
+        pytest.skip("making another local OS user needs root (as in CI)")
+    if shutil.which("useradd") is None or not os.path.exists(OTHER_PYTHON):
+        pytest.skip("useradd and the system's python3 are needed to run a process as another user")
+    name = f"rm-other-{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def trigger(*arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RELOAD_MIDDLEWARE")}
+    return subprocess.run(
+        [sys.executable, "-m", "reload_middleware", "trigger", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_another_users_listener_on_the_port_receives_nothing_it_could_use(other_user: str) -> None:
+    credential = local_credential()  # this user's, in this test's private directory
+    assert credential is not None
+    shared = Path(tempfile.mkdtemp(prefix="rm-other-"))
+    shared.chmod(0o777)
+    (shared / "listener.py").write_text(LISTENER)
+    received = shared / "received"
+    port = free_port()
+    listener = subprocess.Popen(
+        [OTHER_PYTHON, str(shared / "listener.py"), str(port), str(received)],
+        user=other_user,
+        cwd=shared,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline() == b"listening\n"
+        assert os.stat(received).st_uid == pwd.getpwnam(other_user).pw_uid  # it is the other user's
+        result = trigger(f"http://127.0.0.1:{port}")
+        assert result.returncode == 2
+        assert "did not prove it holds this user's local credential" in result.stderr
+        seen = received.read_bytes()
+        assert b"GET /__reload?challenge=" in seen  # asked to prove it first ...
+        assert credential.encode() not in seen  # ... and sent nothing secret when it could not
+        assert b"reload-proof" not in seen.lower()
+        assert b"POST" not in seen
+    finally:
+        listener.kill()
+        listener.wait()
+        if listener.stdout is not None:
+            listener.stdout.close()
+        shutil.rmtree(shared)
+
+
+def test_trigger_keeps_working_after_the_credential_file_was_removed(tree: AppTree, serve: ServerFactory) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    credential_path().unlink()  # a /tmp cleaner, a logout
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    result = trigger(server.url)
+    assert result.returncode == 0, result.stderr
+    assert "now version 2" in result.stdout
+    wait_until(lambda: server.anonymous.get("/").text == "two")
+    assert credential_path().exists()  # published again by the server
