@@ -171,7 +171,7 @@ def test_cross_site_pages_cannot_reload_even_in_the_developers_browser(
     write_app(tree, STARLETTE_APP)
     server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
     page.goto(f"{server.url}/__reload#token={local_credential_of(os.environ)}")
-    page.wait_for_selector("text=Reload now")  # the browser now holds the credential cookie
+    page.wait_for_selector("text=Reload now")  # the browser now holds the credential (per origin)
     tree.write("leaf.py", 'VALUE = "two"\n')  # an edit a forged request would make live
     page.goto(attacker_site(ATTACKS.format(admin=f"{server.url}/__reload")))
     page.wait_for_function("document.title === 'fired'")
@@ -179,3 +179,54 @@ def test_cross_site_pages_cannot_reload_even_in_the_developers_browser(
     assert server.status()["reloads"] == 0
     assert server.client.get("/").text == "one"
     assert "POST /__reload" in server.log()  # they did reach the server, and were refused
+
+
+@pytest.fixture
+def another_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """Another server on the same host, on another port (another local user's): what it receives."""
+    received: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(dict(self.headers.items()))
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"hi")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_the_browser_keeps_the_credential_for_its_origin_and_app_pages_still_show_the_details(
+    tree: AppTree, serve: ServerFactory, page: Page, another_server: tuple[str, list[dict[str, str]]]
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0", "RELOAD_MIDDLEWARE_ERROR_PAGE": "1"})
+    credential = local_credential_of(os.environ)
+    assert credential is not None
+    page.goto(f"{server.url}/__reload#token={credential}")
+    page.wait_for_selector("text=Reload now")
+    # Kept for this origin only: no cookie, which every server of the host would receive.
+    assert [cookie for cookie in page.context.cookies() if credential in cookie["value"]] == []
+    other_url, received = another_server
+    page.goto(other_url)
+    assert len(received) == 1
+    assert credential not in str(received)
+    # An app page while a reload fails: served without the details, which it then fetches from
+    # the admin endpoint with the credential (the app behind us never receives it).
+    tree.write("mid.py", "from PKG.leaf import VALUE\n\nraise RuntimeError('mid is broken')\n")
+    assert server.client.post("/__reload").json()["ok"] is False
+    page.goto(f"{server.url}/mid")
+    page.wait_for_selector("text=mid is broken")
+    assert f"{tree.path('mid.py')}" in page.locator("body").inner_text()
+    assert "Traceback" in page.locator("body").inner_text()

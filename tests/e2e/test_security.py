@@ -100,10 +100,13 @@ def test_through_a_proxy_no_error_details_nor_secrets(tree: AppTree, forwarded: 
     page = stranger.get("/", headers={"accept": "text/html"})
     assert (page.status_code, "Reload failed: NameError" in page.text) == (500, True)
     assert stranger.get("/").text == "one"  # API clients: the old version
-    # The developer's browser, holding the credential cookie the status page set, sees it all.
-    cookie = {"cookie": f"reload_middleware_credential={server.client.headers['authorization'][7:]}"}
-    mine = server.anonymous.get("/", headers={"accept": "text/html", **cookie})
+    # The developer's browser, holding the credential (per origin), asks the admin endpoint for
+    # the error page the app's page pointed it to, and sees it all.
+    assert "data-details='/__reload?page=error'" in page.text
+    mine = server.client.get("/__reload?page=error", headers={"accept": "text/html"})
     assert "sk_live_hunter2" in mine.text  # the failing line, shown to its author
+    cookie = {"cookie": f"reload_middleware_credential={server.client.headers['authorization'][7:]}"}
+    assert "sk_live_hunter2" not in server.anonymous.get("/", headers={"accept": "text/html", **cookie}).text
 
 
 def test_trigger_finds_the_local_credential_by_itself(tree: AppTree, forwarded: tuple[Server, httpx.Client]) -> None:

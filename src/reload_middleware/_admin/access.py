@@ -13,10 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from .._local import CHALLENGE_PARAMETER, PROOF_SCHEME, ServerCredential, is_loopback_host
-from .pages import login_page
+from .pages import ERROR_PAGE_QUERY, login_page
 from .proofs import Challenges
 
 # Headers proxies add: a request carrying one came through a proxy, whatever its peer address.
@@ -40,7 +40,6 @@ _FORCE_VALUES = {"1": True, "true": True, "0": False, "false": False}
 # One host (a name, an IPv4 address or a bracketed IPv6 address) and an optional port: nothing else.
 _HOST = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::[0-9]{1,5})?")
 MAX_HEADER_BYTES = 8192
-COOKIE = "reload_middleware_credential"
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,11 @@ class AccessRules:
         return AdminResponse.json(200, self._challenges.answer(challenge, secret))
 
     def parse_force(self, request: AdminRequest) -> bool | AdminResponse:
-        """``?force=1`` on a POST; any other parameter is a client error."""
+        """``?force=1`` on a POST (``?page=error`` on a GET: the error page); any other parameter
+        is a client error."""
         force = False
+        if request.method == "GET" and request.query_string == ERROR_PAGE_QUERY:
+            return False
         for key, value in parse_qsl(request.query_string, keep_blank_values=True):
             if key != "force" or request.method != "POST" or value.lower() not in _FORCE_VALUES:
                 return error_response(
@@ -183,7 +185,7 @@ class AccessRules:
         refusal = self._malformed(request)
         if refusal is not None:
             return refusal
-        if self.carries_credential(request, cookie=request.method == "GET"):
+        if self.carries_credential(request):
             return True
         if request.method == "POST":
             return error_response(
@@ -215,9 +217,9 @@ class AccessRules:
             return error_response(400, "this endpoint takes no request body")
         return None
 
-    def carries_credential(self, request: AdminRequest, *, cookie: bool) -> bool:
-        """Whether the request carries the credential: as a bearer token, or (``cookie``, for reads
-        only) in the cookie the status page sets, which browsers never send cross-site."""
+    def carries_credential(self, request: AdminRequest) -> bool:
+        """Whether the request carries the credential: as a bearer token, or as ``trigger``'s
+        one-time proof. Never a cookie: browsers send one to every port of the host."""
         accepted = self._secrets()
         if not accepted:
             return False
@@ -225,11 +227,9 @@ class AccessRules:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == PROOF_SCHEME:  # trigger's: bound to one nonce and this very request
             return self._challenges.accepts(authorization, request.method, request.query_string, accepted)
-        supplied: str | None = value.strip() if scheme.lower() == "bearer" else None
-        if supplied is None and cookie:
-            supplied = _cookie(request.headers.get("cookie", ""), COOKIE)
-        if supplied is None:
+        if scheme.lower() != "bearer":
             return False
+        supplied = value.strip()
         # Header values arrive as latin-1 text of the bytes sent: compare those bytes with the
         # secrets' UTF-8 bytes, in constant time.
         given = supplied.encode("latin-1", "replace")
@@ -250,14 +250,6 @@ class AccessRules:
         if origin is None:
             return True
         return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
-
-
-def _cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and value:
-            return unquote(value)
-    return None
 
 
 REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}

@@ -16,7 +16,7 @@ from .._local import ServerCredential
 from .._pipeline import Pipeline
 from .access import AccessRules, AdminRequest, AdminResponse, error_response
 from .live import LiveRefresh
-from .pages import error_page, error_summary, status_page
+from .pages import ERROR_PAGE_QUERY, error_page, error_summary, status_page
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class AdminEndpoint:
             force = self._access.parse_force(request)
             if isinstance(force, AdminResponse):
                 response = force
+            elif request.method == "GET" and request.query_string == ERROR_PAGE_QUERY:
+                response = self._render_error_page(full=decision)
             elif request.method == "GET":
                 response = self._render_status(request, self._pipeline.status(), full=decision)
             else:
@@ -73,6 +75,14 @@ class AdminEndpoint:
             return AdminResponse(200, status_page(shown, self._path, full=full).encode(), "text/html")
         return AdminResponse.json(200, shown)
 
+    def _render_error_page(self, *, full: bool) -> AdminResponse:
+        """The error page of the failing reload (what an app page shows meanwhile), asked for by
+        such a page shown without details; the status page once nothing fails."""
+        report = self._pipeline.history.failing
+        if report is None:
+            return AdminResponse(200, status_page(self._pipeline.status(), self._path, full=full).encode(), "text/html")
+        return AdminResponse(500, error_page(report.as_dict(), self._path, full=full).encode(), "text/html")
+
     def _render_reload(self, request: AdminRequest, outcome: Mapping[str, Any]) -> AdminResponse:
         if request.wants_html():  # a form on the status page: show the page again, with the outcome
             return AdminResponse(303, b"", "text/plain", [("location", self._path)])
@@ -90,7 +100,7 @@ class AdminEndpoint:
         """What a request gets while the latest reload is failing: a browser the error page, an API
         client a header beside the old version's answer. The file, the source lines, the message
         and the traceback only with the credential (a secret may stand on the failing line)."""
-        full = self._access.carries_credential(request, cookie=True)
+        full = self._access.carries_credential(request)
         if request.wants_html():
             page = error_page(report.as_dict(), self._path, full=full).encode()
             if self._live is not None:  # the page reloads itself once the error is fixed

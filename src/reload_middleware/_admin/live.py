@@ -41,6 +41,7 @@ SCRIPT = r"""(function () {
   var url = new URL(script.src);
   var base = url.pathname.replace(/\/live\.js$/, "");
   var version = Number(url.searchParams.get("v"));
+  var key = "reload-middleware-token";  // the credential, as the admin pages keep it (per origin)
   var overlay = null;
   function line(tag, text, style) {
     var node = document.createElement(tag);
@@ -58,17 +59,35 @@ SCRIPT = r"""(function () {
     if (error.message) line("p", error.message, "margin:0 0 .5rem");
     if (error.file) line("p", error.file + ", line " + error.line, "font-family:monospace;margin:0 0 .5rem");
     if (error.traceback) line("pre", error.traceback, "background:#000;padding:1rem;overflow:auto;font-size:13px");
-    if (!error.message) line("p", "The details are on the status page (open the link the server logged).");
+    if (!error.message && !localStorage.getItem(key)) {
+      line("p", "The details are on the status page (open the link the server logged).");
+    }
     line("p", "This page shows the previous version. Fix the file and save: the page reloads by itself.",
       "color:#b0bec5");
     document.documentElement.appendChild(overlay);
+  }
+  // The stream carries no credential (an EventSource sends cookies only, and there is none):
+  // the details come from the admin endpoint, with the credential this origin keeps, if any.
+  var detailed = null;
+  function showWithDetails(error) {
+    if (detailed && detailed.type === error.type) { show(detailed); return; }
+    show(error);
+    var token = localStorage.getItem(key);
+    if (error.message || !token) return;
+    fetch(base, {headers: {Accept: "application/json", Authorization: "Bearer " + token}})
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (status) {
+        var last = status && status.last_error;
+        if (last && last.message && !last.resolved && overlay) { detailed = last; show(last); }
+      })
+      .catch(function () {});
   }
   var source = new EventSource(base + "/events");
   source.addEventListener("state", function (event) {
     var state = JSON.parse(event.data);
     if (state.version !== version) { source.close(); location.reload(); return; }
-    if (state.failing) show(state.failing);
-    else if (overlay) { overlay.remove(); overlay = null; }
+    if (state.failing) showWithDetails(state.failing);
+    else { detailed = null; if (overlay) { overlay.remove(); overlay = null; } }
   });
 })();
 """

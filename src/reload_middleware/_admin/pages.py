@@ -3,7 +3,10 @@ reload is failing, and the login page a browser without the credential gets.
 
 Plain server-rendered HTML. The reload buttons are forms; a few lines of script send the credential
 (a token typed in, or the local credential taken from the fragment of the link the server logged)
-with each of them, from the tab's session storage.
+with each of them. The browser keeps it in the origin's local storage (this host and port only):
+never in a cookie, which the browser would send to every server of the host (another local
+user's included) and to the app behind us. A page served without details (a navigation carries
+no credential) fetches them from the admin endpoint, with the credential, and shows itself again.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+ERROR_PAGE_QUERY = "page=error"  # the admin endpoint's error page, for a page shown without details
 _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1d2125}
 h1{font-size:1.5rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
@@ -29,14 +33,12 @@ input{font:inherit;padding:.4rem;border:1px solid #8a949e;border-radius:6px}
 _SCRIPT = """
 (() => {
   const key = "reload-middleware-token";
-  const cookie = "reload_middleware_credential";
-  function remember(token) {
-    sessionStorage.setItem(key, token);
-    // For reads only (error details on the app's pages): SameSite=Strict, never sent cross-site.
-    document.cookie = cookie + "=" + encodeURIComponent(token) + "; path=/; samesite=strict";
-  }
+  // Per origin (host and port), never a cookie; an older version's cookie goes.
+  document.cookie = "reload_middleware_credential=; path=/; max-age=0; samesite=strict";
+  function remember(token) { localStorage.setItem(key, token); }
+  function stored() { return localStorage.getItem(key); }
   async function show(url, method) {
-    const headers = {Accept: "text/html", Authorization: "Bearer " + sessionStorage.getItem(key)};
+    const headers = {Accept: "text/html", Authorization: "Bearer " + stored()};
     const response = await fetch(url, {method: method, headers: headers});
     const page = await response.text();
     document.open(); document.write(page); document.close();
@@ -47,7 +49,7 @@ _SCRIPT = """
       event.preventDefault();
       remember(form.elements.token.value);
       show(form.action, "GET");
-    } else if (sessionStorage.getItem(key)) {
+    } else if (stored()) {
       event.preventDefault();
       show((event.submitter && event.submitter.formAction) || form.action, "POST");
     }
@@ -57,15 +59,18 @@ _SCRIPT = """
   window.reloadMiddlewareSubmit = submitted;
   document.addEventListener("submit", submitted);
   // The link the server logged carries the credential in the fragment, which no browser sends.
-  // Once taken out of the address, it is sent with one request for the full page (never again:
-  // a wrong one must not loop); later visits carry the cookie.
+  // A page without details asks the admin endpoint for them, with the credential, once per
+  // address and window (a wrong credential must not loop).
   function takeFragment() {
     const fragment = new URLSearchParams(location.hash.slice(1)).get("token");
-    if (!fragment) return;
-    remember(fragment);
-    history.replaceState(null, "", location.pathname + location.search);
+    if (fragment) {
+      remember(fragment);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
     const page = document.getElementById("reload-middleware");
-    if (page && page.dataset.full === "no") show(location.pathname, "GET");
+    if (!page || page.dataset.full !== "no" || !stored() || window.reloadMiddlewareAsked === location.href) return;
+    window.reloadMiddlewareAsked = location.href;
+    show(page.dataset.details, "GET");
   }
   // Also when the link is pasted into a tab that already shows this page (only the hash changes).
   window.removeEventListener("hashchange", window.reloadMiddlewareFragment);
@@ -76,12 +81,14 @@ _SCRIPT = """
 """
 
 
-def _document(title: str, body: str, *, full: bool = True) -> str:
+def _document(title: str, body: str, *, full: bool = True, details: str = "") -> str:
+    """A page; ``details``: where its full version is (for a page shown without them)."""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main id='reload-middleware' data-full='{'yes' if full else 'no'}'>{body}</main>"
+        f"<body><main id='reload-middleware' data-full='{'yes' if full else 'no'}' "
+        f"data-details='{html.escape(details, quote=True)}'>{body}</main>"
         f"<script>{_SCRIPT}</script></body></html>"
     )
 
@@ -128,7 +135,7 @@ def status_page(status: Mapping[str, Any], admin_path: str, *, full: bool = True
     leaked = status.get("leaked_versions") or []
     if leaked:
         parts.append(f"<h2>Leaked versions</h2><pre>{html.escape(json.dumps(leaked, indent=2))}</pre>")
-    return _document(f"reload_middleware: version {status['version']}", "".join(parts), full=full)
+    return _document(f"reload_middleware: version {status['version']}", "".join(parts), full=full, details=admin_path)
 
 
 def _reload_buttons(path: str) -> str:
@@ -192,6 +199,7 @@ def error_page(error: Mapping[str, Any], admin_path: str, *, full: bool = True) 
             f"clients. The file, line and traceback are on the <a href='{path}'>status page</a> for the developer: "
             "open the link the server logged at start, then refresh this page.</p>",
             full=False,
+            details=f"{admin_path}?{ERROR_PAGE_QUERY}",
         )
     where = ""
     if error.get("file"):
