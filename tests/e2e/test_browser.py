@@ -230,3 +230,29 @@ def test_the_browser_keeps_the_credential_for_its_origin_and_app_pages_still_sho
     page.wait_for_selector("text=mid is broken")
     assert f"{tree.path('mid.py')}" in page.locator("body").inner_text()
     assert "Traceback" in page.locator("body").inner_text()
+
+
+# Every field of an error under the importer's control, each with markup that would run script.
+MARKUP_ERROR = """
+Kind = type("<img src=x onerror=window.pwned=1>", (SyntaxError,), {})
+raise Kind("<script>window.pwned=2</script>", ("<b>f</b>.py", "<i>9</i>", 1, "<svg onload=window.pwned=3>"))
+"""
+
+
+def test_markup_in_every_field_of_an_error_is_shown_as_text_on_every_page(
+    tree: AppTree, serve: ServerFactory, page: Page
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0", "RELOAD_MIDDLEWARE_ERROR_PAGE": "1"})
+    page.goto(f"{server.url}/__reload#token={local_credential_of(os.environ)}")
+    page.wait_for_selector("text=Reload now")
+    tree.write("leaf.py", MARKUP_ERROR)
+    assert server.client.post("/__reload").json()["ok"] is False
+    for url in (f"{server.url}/__reload", f"{server.url}/", f"{server.url}/__reload?page=error"):
+        page.goto(url)
+        page.wait_for_selector("text=window.pwned=2")  # the message, as text (with its details)
+        page.wait_for_timeout(300)  # room for an onerror or onload to fire
+        assert page.evaluate("window.pwned") is None, url
+        text = page.locator("body").inner_text()
+        assert "<img src=x onerror=window.pwned=1>" in text
+        assert "<b>f</b>.py" in text
