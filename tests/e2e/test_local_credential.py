@@ -6,6 +6,7 @@ working."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -14,12 +15,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from apps import STARLETTE_APP, write_app
 from harness import AppTree, ServerFactory, wait_until
+from playwright.sync_api import Browser
+from test_browser import browser  # noqa: F401  (the Chromium fixture)
+from test_cli import CliServer, cli  # noqa: F401  (the command line's servers)
 
 from reload_middleware._local import credential_path, local_credential
 
@@ -31,7 +35,9 @@ LISTENER = r"""
 import socket
 import sys
 
-listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+listener = socket.create_server((host, int(sys.argv[1])), family=family)
 with open(sys.argv[2], "ab", buffering=0) as record:
     print("listening", flush=True)
     while True:
@@ -86,24 +92,37 @@ def trigger(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_another_users_listener_on_the_port_receives_nothing_it_could_use(other_user: str) -> None:
-    credential = local_credential()  # this user's, in this test's private directory
-    assert credential is not None
+@contextlib.contextmanager
+def listening_as(user: str, port: int, host: str = "127.0.0.1") -> Iterator[Path]:
+    """The other user's listener on ``host``:``port``; yields the file of what it receives."""
     shared = Path(tempfile.mkdtemp(prefix="rm-other-"))
     shared.chmod(0o777)
     (shared / "listener.py").write_text(LISTENER)
     received = shared / "received"
-    port = free_port()
     listener = subprocess.Popen(
-        [OTHER_PYTHON, str(shared / "listener.py"), str(port), str(received)],
-        user=other_user,
+        [OTHER_PYTHON, str(shared / "listener.py"), str(port), str(received), host],
+        user=user,
         cwd=shared,
         stdout=subprocess.PIPE,
     )
     try:
         assert listener.stdout is not None
         assert listener.stdout.readline() == b"listening\n"
-        assert os.stat(received).st_uid == pwd.getpwnam(other_user).pw_uid  # it is the other user's
+        assert os.stat(received).st_uid == pwd.getpwnam(user).pw_uid  # it is the other user's
+        yield received
+    finally:
+        listener.kill()
+        listener.wait()
+        if listener.stdout is not None:
+            listener.stdout.close()
+        shutil.rmtree(shared)
+
+
+def test_another_users_listener_on_the_port_receives_nothing_it_could_use(other_user: str) -> None:
+    credential = local_credential()  # this user's, in this test's private directory
+    assert credential is not None
+    port = free_port()
+    with listening_as(other_user, port) as received:
         result = trigger(f"http://127.0.0.1:{port}")
         assert result.returncode == 2
         assert "did not prove it holds this user's local credential" in result.stderr
@@ -112,12 +131,29 @@ def test_another_users_listener_on_the_port_receives_nothing_it_could_use(other_
         assert credential.encode() not in seen  # ... and sent nothing secret when it could not
         assert b"reload-proof" not in seen.lower()
         assert b"POST" not in seen
-    finally:
-        listener.kill()
-        listener.wait()
-        if listener.stdout is not None:
-            listener.stdout.close()
-        shutil.rmtree(shared)
+
+
+def test_the_logged_link_never_leads_a_browser_to_another_users_listener(
+    tree: AppTree,
+    other_user: str,
+    cli: Callable[..., CliServer],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    # `localhost` may resolve to ::1 first (Chromium tries it first): another user listens there,
+    # on the port our server serves on 127.0.0.1.
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app", "--host", "localhost")
+    with listening_as(other_user, server.port, host="::1") as received:
+        link = next(line for line in server.log().splitlines() if "Reload status page:" in line).split()[-1]
+        assert link.startswith(f"http://127.0.0.1:{server.port}/__reload#token=")
+        context = browser.new_context()
+        try:
+            view = context.new_page()
+            view.goto(link)
+            view.wait_for_selector("text=Reload now")
+        finally:
+            context.close()
+        assert received.read_bytes() == b""  # not even a connection's request
 
 
 def test_trigger_keeps_working_after_the_credential_file_was_removed(tree: AppTree, serve: ServerFactory) -> None:
