@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from apps import STARLETTE_APP, write_app
-from harness import AppTree, ServerFactory, wait_until
+from harness import AppTree, ServerFactory, local_credential_of, wait_until
 from playwright.sync_api import Browser
 from test_browser import browser  # noqa: F401  (the Chromium fixture)
 from test_cli import CliServer, cli  # noqa: F401  (the command line's servers)
@@ -166,3 +166,27 @@ def test_trigger_keeps_working_after_the_credential_file_was_removed(tree: AppTr
     assert "now version 2" in result.stdout
     wait_until(lambda: server.anonymous.get("/").text == "two")
     assert credential_path().exists()  # published again by the server
+
+
+def test_a_browser_holding_the_credential_sends_it_to_no_other_users_server_on_the_host(
+    tree: AppTree,
+    other_user: str,
+    serve: ServerFactory,
+    browser: Browser,  # noqa: F811
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    credential = local_credential_of(os.environ)
+    assert credential is not None
+    context = browser.new_context()
+    try:
+        view = context.new_page()
+        view.goto(f"{server.url}/__reload#token={credential}")
+        view.wait_for_selector("text=Reload now")  # the developer's browser holds the credential
+        port = free_port()
+        with listening_as(other_user, port) as received:
+            view.goto(f"http://127.0.0.1:{port}/")  # a typed URL, a link, an <img>: all the same here
+            wait_until(lambda: received.read_bytes())
+            assert credential.encode() not in received.read_bytes()
+    finally:
+        context.close()
