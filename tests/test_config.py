@@ -129,7 +129,7 @@ def test_the_options_typed_dict_matches_the_declaration() -> None:
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda option: option.name)
 def test_every_kind_reads_back_what_it_writes_for_the_workers(option: Option) -> None:
-    value = option.cli_default
+    value = option.cli_default if option.cli_default is not None else option.default  # None: not given
     assert option.kind.parse(option.variable, option.kind.format(value)) == (
         tuple(value) if option.kind.many else value
     )
@@ -170,7 +170,8 @@ COMMAND_LINE = {
     "no_error_page": (["--no-error-page"], None),
     "live_refresh": (["--live-refresh", "--no-live-refresh"], "RELOAD_MIDDLEWARE_LIVE_REFRESH"),
 }
-DEFAULTS = {"build_timeout": 5.0, "drain_timeout": 30.0, "manual": False, "no_error_page": False, "live_refresh": True}
+# (live_refresh: not given unless given, so that watch mode decides, as for error_page)
+DEFAULTS = {"build_timeout": 5.0, "drain_timeout": 30.0, "manual": False, "no_error_page": False}
 
 
 @pytest.mark.usefixtures("clean_environ")
@@ -208,6 +209,16 @@ def test_the_command_line_hands_its_defaults_to_the_workers() -> None:
     config = worker_config([])
     assert (config.watch, config.error_page, config.live_refresh) == (True, True, True)
     assert (config.watch_dirs, config.include, config.token) == ((), TEMPLATE_GLOBS, None)
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_the_browser_features_follow_watch_mode_unless_set_either_way() -> None:
+    assert (worker_config(["--manual"]).error_page, worker_config(["--manual"]).live_refresh) == (False, False)
+    assert worker_config(["--manual", "--live-refresh"]).live_refresh is True
+    on = Config.resolve({})  # any server: development gets them
+    off = Config.resolve({"RELOAD_MIDDLEWARE_WATCH": "0"})  # production does not
+    assert (on.error_page, on.live_refresh, off.error_page, off.live_refresh) == (True, True, False, False)
+    assert Config.resolve({"RELOAD_MIDDLEWARE_WATCH": "0"}, error_page=True).error_page is True
 
 
 @pytest.mark.usefixtures("clean_environ")

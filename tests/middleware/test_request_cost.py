@@ -144,6 +144,7 @@ def test_request_path_cost_does_not_grow_with_tracked_modules(imported_tree: App
     assert (small_tracked, large_tracked) == (12, 302)
     assert not any(key.startswith("os.") for key in small | large), (small, large)
     assert small == large
-    # Each request runs a fixed, small number of this package's functions.
+    # Each request runs a fixed, small number of this package's functions (live refresh, on in
+    # watch mode, looks at its Accept header: one of them).
     assert small["_middleware/asgi.py:__call__"] == REQUESTS
-    assert sum(small.values()) <= 6 * REQUESTS
+    assert sum(small.values()) <= 7 * REQUESTS

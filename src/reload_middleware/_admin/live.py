@@ -113,7 +113,10 @@ class LiveRefresh:
         """A browser navigation: the only requests whose HTML answer gets the script."""
         if scope["method"] != "GET":
             return False
-        return any(name == b"accept" and b"text/html" in value for name, value in scope.get("headers", ()))
+        for name, value in scope.get("headers", ()):  # noqa: SIM110 (any() costs a generator per request)
+            if name == b"accept" and b"text/html" in value:
+                return True
+        return False
 
     def prepare(self, scope: Mapping[str, Any], send: Send, version: int) -> tuple[dict[str, Any], Send]:
         """The scope without ``Accept-Encoding`` (an uncompressed answer can take the script) nor

@@ -18,7 +18,7 @@ from .options import OPTIONS
 
 def _shown_default(declared: Option) -> str:
     shown = declared.shown_default or declared.kind.show(declared.default)
-    if declared.cli_default != declared.default:
+    if declared.cli_default is not None and declared.cli_default != declared.default:  # None: not given
         shown += f" ({declared.kind.show(declared.cli_default)} under the CLI)"
     return shown
 

@@ -174,13 +174,13 @@ class Config:
     )
     error_page: bool = declare(
         FLAG,
-        False,
+        True,
         "while the latest reload is broken, browsers get an error page with the file and line to fix; API "
         "clients get the old version and an `x-reload-error` header",
+        shown_default="on in watch mode",
         cli=Cli(
             ("--no-error-page",),
             "After a failed reload keep serving the old version to browsers too, without an error page.",
-            default=True,
             envvar=False,
         ),
     )
@@ -192,12 +192,14 @@ class Config:
     )
     live_refresh: bool = declare(
         FLAG,
-        False,
+        True,
         "browser pages reload themselves after each reload and show the error while one is failing",
+        shown_default="on in watch mode",
         cli=Cli(
             ("--live-refresh/--no-live-refresh",),
-            "Pages reload themselves after each reload, and show the error while one is failing.",
-            default=True,
+            "Pages reload themselves after each reload, and show the error while one is failing. "
+            "[default: on in watch mode]",
+            default=None,
         ),
     )
     # No keyword and no flag of its own: the server says where it listens (the command line sets it
@@ -228,7 +230,16 @@ class Config:
             raise ConfigError(f"unknown option(s): {', '.join(unknown)}; the options are {', '.join(keywords)}")
         environ = os.environ if environ is None else environ
         values = {declared.name: _resolve(declared, explicit, environ) for declared in OPTIONS}
+        # The browser features are development's: on in watch mode, whatever the server, off in
+        # manual mode (production), unless set either way.
+        if values["watch"] is False:
+            for name in _ON_WHILE_WATCHING:
+                if isinstance(values[name], Unset):
+                    values[name] = False
         return cls(factory=factory, **{name: value for name, value in values.items() if not isinstance(value, Unset)})
+
+
+_ON_WHILE_WATCHING = ("error_page", "live_refresh")
 
 
 def _resolve(declared: Option, explicit: Mapping[str, Any], environ: Mapping[str, str]) -> Any:

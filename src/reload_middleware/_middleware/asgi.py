@@ -11,7 +11,6 @@ import anyio
 import anyio.to_thread
 
 from .._admin import AdminRequest, AdminResponse, live
-from .._pipeline import AppVersion
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from .base import ARGUMENTS, Wrapping
 from .exchanges import HttpExchange, WebsocketExchange
@@ -60,8 +59,8 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
         version = self._versions.current
         if version.lifespan_state is not None:
             scope = {**scope, "state": dict(version.lifespan_state)}  # its own state, as the app expects
-        if self._live is not None:
-            scope, send = self._with_live_refresh(scope, send, version)
+        if self._live is not None and self._live.wants(scope):  # a page a browser navigates to
+            scope, send = self._live.prepare(scope, send, version.number)
         exchange = HttpExchange(version, receive, send, scope.get("path", ""))
         try:
             await version.app(scope, exchange.receive, exchange.send)
@@ -86,13 +85,6 @@ class ReloadMiddleware(Wrapping[ASGIApp]):
             return None
         name, value = answer
         return _adding_header(send, "http.response.start", (name.encode(), value.encode("latin-1")))
-
-    def _with_live_refresh(self, scope: Scope, send: Send, version: AppVersion) -> tuple[Scope, Send]:
-        """A page a browser navigates to gets live refresh's script."""
-        refresh = self._live
-        if refresh is not None and refresh.wants(scope):
-            scope, send = refresh.prepare(scope, send, version.number)
-        return scope, send
 
     async def _serve_other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan, websockets, and scope types this middleware does not know (passed through)."""
