@@ -106,8 +106,22 @@ def import_string_for(app: object, wrapper_module: str) -> str:
     preferred = [item for item in found if item.partition(":")[0] == defining]
     if len(found) == 1 or len(preferred) == 1:
         return (preferred or found)[0]
+    wrapper = sys.modules.get(wrapper_module)
+    if not found and wrapper is not None and any(value is app for value in list(vars(wrapper).values())):
+        raise ImportStringError(
+            f"The app is defined in {wrapper_module}, the module that wraps it, which is never reloaded: "
+            'move the app to a module of its own and wrap that, e.g. reloadable("mypackage.main:app").'
+        )
     where = f"it is bound in {', '.join(sorted(found))}" if found else "no imported module holds it"
+    # The usual way to get there: app.add_middleware(ReloadMiddleware), which hands over an inner
+    # layer of the app, built at its first request. Reloading wraps the whole app from outside.
+    hint = (
+        ""
+        if found
+        else " (app.add_middleware(ReloadMiddleware) cannot work: the middleware wraps the whole app, from a "
+        "module of its own)"
+    )
     raise ImportStringError(
-        f"Cannot tell which module defines the app object ({where}). "
+        f"Cannot tell which module defines the app object ({where}){hint}. "
         'Pass an import string instead, e.g. ReloadMiddleware("mypackage.main:app").'
     )

@@ -11,18 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._config import Config, is_enabled
-from ._importer import caller_module, load_app
+from ._importer import caller_module, import_string_for, load_app
 
 
 def reloadable(
-    import_string: str,
+    import_string: str | Any,
     *,
     enabled: bool | None = None,
     factory: bool = False,
     environ: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Any:
-    """The app named by ``import_string``: untouched when reloading is off, wrapped when it is on.
+    """The app named by ``import_string`` (``"module:attribute"``, or the app object itself, whose
+    module is then found): untouched when reloading is off, wrapped when it is on.
 
     With ``RELOAD_MIDDLEWARE`` unset (production) this is exactly the server's own import of the
     app: no wrapper, no thread, no cost. Otherwise an ASGI app gets ``ReloadMiddleware`` and a
@@ -30,12 +31,17 @@ def reloadable(
     runs once either way.
     """
     if not is_enabled(enabled, environ):
+        if not isinstance(import_string, str):  # the app object itself: it is the app
+            return import_string() if factory else import_string
         return load_app(import_string, factory=factory)
     # Reloading on: only now the engine, the pipeline and the middlewares are imported.
     from ._middleware import ReloadMiddleware, WSGIReloadMiddleware
     from ._pipeline import load
 
-    loaded = load(import_string, Config.resolve(environ, factory=factory, **options), caller_module())
+    wrapper = caller_module()
+    if not isinstance(import_string, str):  # the app object: reloading needs where it lives
+        import_string = import_string_for(import_string, wrapper)
+    loaded = load(import_string, Config.resolve(environ, factory=factory, **options), wrapper)
     if (loaded.start_failure is not None and served_as_asgi()) or is_asgi(loaded.app):
         return ReloadMiddleware(loaded)
     return WSGIReloadMiddleware(loaded)

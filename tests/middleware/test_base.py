@@ -8,6 +8,7 @@ from harness import AppTree
 
 from reload_middleware import ReloadMiddleware, WSGIReloadMiddleware, reloadable
 from reload_middleware._config import Config
+from reload_middleware._errors import ImportStringError
 from reload_middleware._pipeline import load
 
 ASGI_APP = """
@@ -89,3 +90,29 @@ def test_the_middleware_docstrings_list_every_option_from_its_declaration() -> N
         assert middleware.__doc__ is not None
         assert docstring_args() in middleware.__doc__
     assert all(f"        {option.name}: " in docstring_args() for option in OPTIONS if option.keyword)
+
+
+def test_reloadable_takes_the_app_object_too(asgi_tree: AppTree) -> None:
+    module = __import__(f"{asgi_tree.name}.main", fromlist=["app"])
+    assert reloadable(module.app, enabled=False) is module.app  # reloading off: the app itself
+    wrapped = reloadable(module.app, enabled=True, environ={}, watch=False)
+    try:
+        assert isinstance(wrapped, ReloadMiddleware)
+        assert wrapped.status()["version"] == 1
+    finally:
+        wrapped._pipeline.close()
+
+
+def test_natural_mistakes_say_what_to_write_instead() -> None:
+    async def inner_layer(scope: object, receive: object, send: object) -> None:  # held by no module
+        pass
+
+    with pytest.raises(ImportStringError, match=r"app.add_middleware\(ReloadMiddleware\) cannot work"):
+        ReloadMiddleware(inner_layer, enabled=True, environ={}, watch=False)
+    global DEFINED_HERE
+    DEFINED_HERE = inner_layer  # an app in the module that wraps it
+    with pytest.raises(ImportStringError, match="the module that wraps it, which is never reloaded"):
+        reloadable(DEFINED_HERE, enabled=True, environ={}, watch=False)
+
+
+DEFINED_HERE: object = None
