@@ -299,3 +299,22 @@ def test_the_logged_link_names_the_address_the_server_listens_on(tree: AppTree, 
     logged = next(line for line in server.log().splitlines() if "Reload status page:" in line)
     # Never `localhost`: a browser may try ::1 first, where another local user can listen.
     assert f"http://127.0.0.1:{server.port}/__reload#token=" in logged
+
+
+def test_the_watched_directories_are_said_at_start_as_uvicorn_says_them(
+    tree: AppTree, cli: Callable[..., CliServer]
+) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app")
+    wait_until(lambda: "Will watch for changes in these directories" in server.log())
+    line = next(line for line in server.log().splitlines() if "Will watch for changes" in line)
+    assert str(tree.path("__init__.py").parent) in line
+
+
+def test_uvicorns_interface_option_is_taken(tree: AppTree, cli: Callable[..., CliServer]) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app", "--interface", "asgi3")
+    assert server.client.get("/").text == "one"
+    refused = run_cli(tree, f"{tree.name}.main:app", "--interface", "wsgi")
+    assert refused.returncode == 3
+    assert "serves ASGI apps" in refused.stderr

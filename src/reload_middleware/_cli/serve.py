@@ -39,7 +39,7 @@ FACTORY_VARIABLE = f"{ENV_PREFIX}_APP_FACTORY"
 # uvicorn's options we replace: reloading is in-process, always on (``--reload`` is accepted and
 # changes nothing), its directories and patterns are ours; we serve one ASGI 3 interface; the
 # version is ours; the app and the factory flag are the user's, behind our own factory.
-_REPLACED = {"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "interface", "version"}
+_REPLACED = {"reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay", "version"}
 _REPLACED |= {"app", "factory"}
 
 
@@ -169,6 +169,15 @@ def serve(uvicorn_main: click.Command, options: dict[str, Any], declared: Mappin
     command on our factory."""
     app, factory = options.pop("app"), options.pop("factory")
     options.pop("reload")
+    # uvicorn's --interface: the app's own, which the middleware adapts (ASGI 2 or 3); what
+    # uvicorn serves is always the middleware, an ASGI 3 app. WSGI has its own servers.
+    if options.pop("interface") == "wsgi":
+        print(
+            "reload-middleware: --interface wsgi: this command serves ASGI apps; wrap a WSGI app with "
+            "reloadable() and run a WSGI server, e.g. RELOAD_MIDDLEWARE=1 gunicorn myservice.wsgi:app",
+            file=sys.stderr,
+        )
+        raise SystemExit(STARTUP_FAILURE)
     environment = {
         ENV_PREFIX: "1",
         APP_VARIABLE: app,

@@ -88,8 +88,11 @@ class WatchedDirs:
         return found
 
     def watch(self, module_paths: Iterable[str]) -> tuple[Path, ...]:
-        """What to give a new watcher now (and remember it)."""
-        self.observing = self.observed(module_paths)
+        """What to give a new watcher now (and remember it); said in the log, as uvicorn says it."""
+        observing = self.observed(module_paths)
+        if observing != self.observing:
+            logger.info("Will watch for changes in these directories: %s", sorted(map(str, observing)))
+        self.observing = observing
         self.moved = False
         return self.observing
 
