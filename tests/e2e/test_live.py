@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from apps import FLASK_APP, write_app, write_semantic_app
-from harness import AppTree, ServerFactory, fresh_report, local_credential_of, wait_until
+from harness import AppTree, Server, ServerFactory, fresh_report, local_credential_of, wait_until
 from playwright.sync_api import Browser
 from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
 from test_cli import CliServer, cli  # noqa: F401  (the command-line server fixture)
@@ -124,6 +124,8 @@ def test_a_page_follows_edits_shows_a_broken_one_and_recovers_by_itself(
     tree.write("leaf.py", 'VALUE = "three"\nVALUE.missing_method()\n')  # broken: the overlay says so
     overlay = view.locator("#reload-middleware-overlay")
     overlay.wait_for(state="visible")
+    # Its details come from the admin endpoint, with the credential this browser keeps.
+    view.wait_for_function("document.getElementById('reload-middleware-overlay').textContent.includes('line 2')")
     text = overlay.inner_text()
     assert "Reload failed: AttributeError" in text
     assert f"{tree.path('leaf.py')}, line 2" in text
@@ -187,7 +189,9 @@ def test_the_event_stream_follows_the_admin_rules(tree: AppTree, serve: ServerFa
     assert server.anonymous.post("/__reload/events").status_code == 405
 
 
-@pytest.mark.parametrize("how", ["option off (the default)", "--no-live-refresh"])
+@pytest.mark.parametrize(
+    "how", ["manual mode (off by default)", "RELOAD_MIDDLEWARE_LIVE_REFRESH=0", "--no-live-refresh"]
+)
 def test_with_live_refresh_off_no_page_carries_the_script(
     tree: AppTree,
     serve: ServerFactory,
@@ -195,7 +199,12 @@ def test_with_live_refresh_off_no_page_carries_the_script(
     how: str,
 ) -> None:
     write_html_app(tree)
-    server = serve() if how.startswith("option") else cli(f"{tree.name}.main:app", "--no-live-refresh")
+    if how.startswith("manual"):
+        server: Server | CliServer = serve(env={"RELOAD_MIDDLEWARE_WATCH": "0"})
+    elif how.startswith("RELOAD"):
+        server = serve(env={"RELOAD_MIDDLEWARE_LIVE_REFRESH": "0"})
+    else:
+        server = cli(f"{tree.name}.main:app", "--no-live-refresh")
     client = server.client
     page = client.get("/", headers={"accept": "text/html"})
     assert "<h1>one</h1>" in page.text
