@@ -110,19 +110,21 @@ def private_directory() -> Path:
 
 
 class ServerCredential:
-    """A server's view of the local credential: the one it started with, and the file's, re-read
-    at each use. A file removed (a ``/tmp`` cleaner, a logout) is published again with this
-    server's value, so that ``trigger`` finds it; a file another server created meanwhile (after
-    such a removal) is accepted too, and is the one this server proves it holds."""
+    """A server's view of the local credential: the one it started with, and the file's as last
+    read. A file removed (a ``/tmp`` cleaner, a logout) is published again with this server's
+    value when ``trigger`` challenges it, so that ``trigger`` finds it; a file another server
+    created meanwhile (after such a removal) is accepted too, and is the one this server proves it
+    holds. Only ``current()`` touches the file: ``accepted()`` runs on event loops."""
 
     def __init__(self) -> None:
         own = local_credential()
         if own is None:
             raise ConfigError(f"cannot create the local credential {credential_path()}")
-        self._own = own
+        self._own = self._file = own
 
     def current(self) -> str:
-        """The value a same-user client reads now (published again if it was removed)."""
+        """The value a same-user client reads now (published again if it was removed); it reads
+        the file, so not on an event loop."""
         try:
             value = local_credential(create=False)
             if value is None:
@@ -131,11 +133,12 @@ class ServerCredential:
         except (OSError, ConfigError) as exc:
             logger.warning("the local credential file cannot be used (%s): this server keeps its own", exc)
             return self._own
-        return value or self._own
+        self._file = value or self._own
+        return self._file
 
     def accepted(self) -> tuple[str, ...]:
-        current = self.current()
-        return (current,) if current == self._own else (current, self._own)
+        """The values a credential may have: the file's as last read, and this server's own."""
+        return (self._file,) if self._file == self._own else (self._file, self._own)
 
     @property
     def started_with(self) -> str:

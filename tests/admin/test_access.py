@@ -183,4 +183,6 @@ def test_a_removed_credential_file_is_published_again_and_a_new_one_is_accepted_
     assert credential_path().read_text() == LOCAL
     credential_path().unlink()
     with_local_credential("created-by-a-server-started-since")
+    assert credential.accepted() == (LOCAL,)  # not read on event loops: read at the next challenge
+    assert credential.current() == "created-by-a-server-started-since"
     assert credential.accepted() == ("created-by-a-server-started-since", LOCAL)

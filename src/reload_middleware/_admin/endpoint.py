@@ -39,7 +39,7 @@ class AdminEndpoint:
         browser sends to a server: it never reaches an access log or a referrer)."""
         if self._credential is not None and self._path:
             base = self._base_url or "http://<this server>"
-            logger.info("Reload status page: %s%s#token=%s", base, self._path, self._credential.current())
+            logger.info("Reload status page: %s%s#token=%s", base, self._path, self._credential.started_with)
 
     def handle(self, request: AdminRequest) -> AdminResponse:
         """Answer one request; a ``POST`` reloads and waits for the outcome (call it off the event loop)."""
