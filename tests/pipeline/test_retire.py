@@ -206,6 +206,7 @@ def test_a_hung_lifespan_shutdown_holds_nothing_back_and_the_version_retires_whe
     started = time.monotonic()
     retiring.retire_ready()
     retiring.make_room()  # the next reload: it does not wait for the shutdown either
+    retiring.retire_ready(wait=5)  # nor does the next reload's answer: it was asked to stop already
     assert time.monotonic() - started < 1  # not the shutdown's limit (startup_timeout, 30 s)
     states = [version.describe()["state"] for version in versions.live]
     assert (runtime.stopped, calls, states) == ([1], [], ["stopping", "serving"])

@@ -62,7 +62,9 @@ class Retirer:
         what the retirement stopped)."""
         now = time.monotonic()
         for version in self._versions.draining():
-            if version.in_flight == 0 or version.stopping is not None:  # idle, or retiring already
+            if version.stopping is not None:  # retiring already: its shutdown is not waited for again
+                self.retire(version)
+            elif version.in_flight == 0:
                 self.retire(version, wait)
             elif version.retire_by is not None and now >= version.retire_by:
                 logger.warning(
