@@ -220,7 +220,7 @@ def test_the_browser_keeps_the_credential_for_its_origin_and_app_pages_still_sho
     assert [cookie for cookie in page.context.cookies() if credential in cookie["value"]] == []
     other_url, received = another_server
     page.goto(other_url)
-    assert len(received) == 1
+    assert received  # the page, and whatever else Chromium asks for (a favicon)
     assert credential not in str(received)
     # An app page while a reload fails: served without the details, which it then fetches from
     # the admin endpoint with the credential (the app behind us never receives it).

@@ -66,6 +66,7 @@ _SCRIPT = """
     if (fragment) {
       remember(fragment);
       history.replaceState(null, "", location.pathname + location.search);
+      window.reloadMiddlewareAsked = null;  // a credential just given: worth one more try
     }
     const page = document.getElementById("reload-middleware");
     if (!page || page.dataset.full !== "no" || !stored() || window.reloadMiddlewareAsked === location.href) return;
