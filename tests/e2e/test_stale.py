@@ -53,7 +53,7 @@ def test_an_old_function_left_in_a_registry_makes_the_reload_stale(tree: AppTree
     assert "on_retire" in error["message"]  # and what to do about it
     status = server.status()
     assert (status["reloads"], status["failures"], status["version"]) == (1, 1, 2)
-    assert f"Reloaded {tree.name}.greet as version 2, but it is stale" in server.log()
+    wait_until(lambda: f"Reloaded {tree.name}.greet as version 2, but it is stale" in server.log())
     assert "now serving version 2" not in server.log()  # never logged as a success
     assert server.anonymous.get("/").headers["x-reload-error"].startswith("StaleCode")  # as the error page says it
 

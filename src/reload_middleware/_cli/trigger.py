@@ -43,7 +43,7 @@ def trigger_parser() -> argparse.ArgumentParser:
         "--token",
         default=os.environ.get(token.variable),
         help=f"bearer token (default: {token.variable}; for a server on this machine without one, "
-        "this user's local credential is found by itself); never printed",
+        "the server must first prove it holds this user's local credential, which is never sent); never printed",
     )
     parser.add_argument("--force", action="store_true", help="reload the whole app, changed or not")
     parser.add_argument(
