@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -202,3 +203,24 @@ print(response.text, end="")
     assert result.returncode == 0, result.stderr
     status, _, body = result.stdout.partition("\n")
     return int(status), body
+
+
+class SlowRequest:
+    """``GET /slow?seconds=N`` of an app tree that has that route, sent from a thread of its own;
+    once made, it is in flight on the serving version."""
+
+    def __init__(self, server: Server, seconds: float) -> None:
+        self._answers: list[httpx.Response] = []
+        self._thread = threading.Thread(
+            target=lambda: self._answers.append(server.client.get("/slow", params={"seconds": seconds}))
+        )
+        self._thread.start()
+        wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def answer(self, timeout: float) -> httpx.Response:
+        self._thread.join(timeout)
+        return self._answers[0]

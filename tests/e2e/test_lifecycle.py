@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from apps import LIFECYCLE_APP, write_app
-from harness import AppTree, Server, ServerFactory, wait_until
+from harness import AppTree, Server, ServerFactory, SlowRequest, wait_until
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -110,17 +108,14 @@ def test_drain_first_finishes_old_requests_before_new_ones_start(
     tree: AppTree, serve: ServerFactory, events: Path
 ) -> None:
     server = start(tree, serve, events)
-    slow: list[httpx.Response] = []
-    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 1.0})))
-    thread.start()
-    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    slow = SlowRequest(server, 1.0)
     edit(tree, "v2")
     wait_until(lambda: server.status()["reloading"])
     # This request arrives while v1 still runs /slow: it waits at the gate, then v2 serves it.
     fresh = server.client.get("/")
-    thread.join(10)
-    assert slow[0].text == "v1"
-    assert slow[0].headers["x-reload-version"] == "1"
+    old = slow.answer(10)
+    assert old.text == "v1"
+    assert old.headers["x-reload-version"] == "1"
     assert fresh.text == "v2 v2"
     assert float(fresh.elapsed.total_seconds()) > 0.2
 
@@ -131,18 +126,15 @@ def test_a_long_poll_on_the_old_version_holds_no_new_request_past_the_build(
     # Guarantee 1 with a request the server paces (a long-poll): those that arrive after the edit
     # get the new version once it has built, not the old one after waiting build_timeout.
     server = start(tree, serve, events)
-    slow: list[httpx.Response] = []
-    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 8.0})))
-    thread.start()
-    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    slow = SlowRequest(server, 8.0)
     edit(tree, "v2")
     wait_until(lambda: server.status()["reloading"] or server.status()["version"] == 2)
     fresh = server.client.get("/")
     assert (fresh.text, fresh.headers["x-reload-version"]) == ("v2 v2", "2")
     assert fresh.elapsed.total_seconds() < 5  # build_timeout: it did not wait for the gate to give up
-    assert thread.is_alive()  # the long-poll still runs, on version 1
-    thread.join(15)
-    assert (slow[0].text, slow[0].headers["x-reload-version"]) == ("v1", "1")
+    assert slow.running  # the long-poll still runs, on version 1
+    old = slow.answer(15)
+    assert (old.text, old.headers["x-reload-version"]) == ("v1", "1")
 
 
 def test_a_hung_startup_fails_the_reload_within_build_timeout_and_the_fix_goes_live_at_once(
@@ -182,16 +174,12 @@ def test_a_hung_shutdown_of_the_retiring_version_holds_no_reload_back_and_is_rep
 
 def test_overlap_mode_serves_new_requests_while_old_ones_run(tree: AppTree, serve: ServerFactory, events: Path) -> None:
     server = start(tree, serve, events, RELOAD_MIDDLEWARE_OVERLAP="1")
-    slow: list[httpx.Response] = []
-    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 2.0})))
-    thread.start()
-    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    slow = SlowRequest(server, 2.0)
     edit(tree, "v2")
     wait_until(lambda: server.client.get("/").text == "v2 v2")
     assert [v["state"] for v in server.status()["versions"]] == ["draining", "serving"]
-    assert thread.is_alive()
-    thread.join(10)
-    assert slow[0].text == "v1"
+    assert slow.running
+    assert slow.answer(10).text == "v1"
     wait_until(lambda: lines(events) == ["start v1", "start v2", "stop v1"])
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 from apps import FLASK_APP, write_app
-from harness import AppTree, Server, ServerFactory, wait_until
+from harness import AppTree, Server, ServerFactory, SlowRequest, wait_until
 
 GUNICORN = [
     str(Path(sys.executable).parent / "gunicorn"),
@@ -78,18 +78,15 @@ def test_a_long_poll_on_the_old_version_holds_no_new_request_past_the_build(
     tree: AppTree, serve: ServerFactory
 ) -> None:
     server = start(tree, serve)
-    slow: list[httpx.Response] = []
-    thread = threading.Thread(target=lambda: slow.append(server.client.get("/slow", params={"seconds": 8.0})))
-    thread.start()
-    wait_until(lambda: server.status()["versions"][0]["in_flight"] == 1)
+    slow = SlowRequest(server, 8.0)
     tree.write("leaf.py", 'VALUE = "two"\n')
     wait_until(lambda: server.status()["reloading"] or server.status()["version"] == 2)
     fresh = server.client.get("/")
     assert (fresh.text, fresh.headers["x-reload-version"]) == ("two", "2")
     assert fresh.elapsed.total_seconds() < 5  # build_timeout
-    assert thread.is_alive()
-    thread.join(15)
-    assert (slow[0].text, slow[0].headers["x-reload-version"]) == ("one", "1")
+    assert slow.running
+    old = slow.answer(15)
+    assert (old.text, old.headers["x-reload-version"]) == ("one", "1")
 
 
 def test_the_admin_endpoint_works_the_same(tree: AppTree, serve: ServerFactory) -> None:
