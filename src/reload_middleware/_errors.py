@@ -112,17 +112,22 @@ class Outcome:
         }
 
 
+def user_cause(exc: BaseException) -> BaseException:
+    """What went wrong in the user's code: our wrappers (``BuildError`` from ``ImportStringError``
+    from the user's error) say where it broke, the innermost of them says why."""
+    cause = exc
+    while isinstance(cause, ReloadError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    return cause
+
+
 def report_error(exc: BaseException, is_user_file: Callable[[str], bool]) -> ErrorReport:
     """Describe ``exc``, pointing at the innermost line of the user's own code.
 
     A build error is usually raised from user code deep inside importlib; the line worth showing
     is the last traceback frame in a watched file, or the location a ``SyntaxError`` carries.
     """
-    cause = exc
-    # Our wrappers (BuildError from ImportStringError from the user's error) say where it broke;
-    # the innermost cause says why, and carries the user's file and line.
-    while isinstance(cause, ReloadError) and cause.__cause__ is not None:
-        cause = cause.__cause__
+    cause = user_cause(exc)
     # An interrupted build: our message says why (the time limit), the interruption says where.
     named = exc if isinstance(cause, Interrupted) else cause
     file: str | None = None

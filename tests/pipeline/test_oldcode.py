@@ -151,7 +151,7 @@ def test_code_of_a_retired_version_that_a_library_global_holds_is_reported_with_
     module = imported(tmp_path, "held_ticker", TICKER, old_code)
     old_code.retire(1, {"held_ticker": module}, lambda: False)
     callbacks = [module.tick]
-    old_code.held(1, Holder("library.registry", "CALLBACKS", (callbacks, module.tick)))
+    old_code.held(1, Holder("library.registry", "CALLBACKS", (callbacks, module.tick), "held_ticker"))
     [sighting] = sightings
     assert (sighting.version, sighting.function, sighting.thread) == (1, "held_ticker.tick", "")
     assert (
@@ -159,7 +159,7 @@ def test_code_of_a_retired_version_that_a_library_global_holds_is_reported_with_
         == "library.registry.CALLBACKS -> list -> function held_ticker.tick -> namespace of retired held_ticker"
     )
     assert sighting.line == module.tick.__code__.co_firstlineno
-    old_code.held(1, Holder("library.registry", "CALLBACKS", (callbacks, module.tick)))
+    old_code.held(1, Holder("library.registry", "CALLBACKS", (callbacks, module.tick), "held_ticker"))
     assert len(sightings) == 1  # once
 
 
@@ -168,10 +168,10 @@ def test_a_retired_versions_data_or_a_threads_copy_of_the_excepthook_held_is_no_
 ) -> None:
     module = imported(tmp_path, "held_data", TICKER, old_code)
     old_code.retire(1, {"held_data": module}, lambda: False)
-    old_code.held(1, Holder("library.cache", "VALUES", (module.ticks,)))
+    old_code.held(1, Holder("library.cache", "VALUES", (module.ticks,), "held_data"))
     thread = threading.Thread(target=print)  # made now: it keeps sys.excepthook as it is
     copy = thread._invoke_excepthook  # type: ignore[attr-defined]
-    old_code.held(1, Holder("threading", "_active", (thread, copy, module.tick)))
+    old_code.held(1, Holder("threading", "_active", (thread, copy, module.tick), "held_data"))
     assert sightings == []
 
 
@@ -186,7 +186,7 @@ def test_held_code_already_seen_running_is_not_reported_again(
         [running] = old_code.in_threads()
     function = getattr(module, running.function.rpartition(".")[2])  # the loop, or the tick it calls
     seen = list(sightings)  # (on 3.12+, sys.monitoring may have seen the tick run too)
-    old_code.held(1, Holder("threading", "_active", (function,)))
+    old_code.held(1, Holder("threading", "_active", (function,), "seen_ticker"))
     assert sightings == seen
     assert all(sighting.thread == "ticker" for sighting in sightings)
 

@@ -94,10 +94,6 @@ def note(effect: Effect, caller: FrameType | None) -> bool:
     return True
 
 
-def is_recording() -> bool:
-    return getattr(_recording, "namespaces", None) is not None
-
-
 def _install() -> None:
     global _installed
     with _lock:

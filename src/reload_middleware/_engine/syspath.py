@@ -62,17 +62,16 @@ class _NotedPath(list[Any]):
         self._added(entry, position, sys._getframe(1))
 
     def extend(self, entries: Iterable[Any]) -> None:
-        caller = sys._getframe(1)
-        for entry in list(entries):
-            super().append(entry)
-            self._added(entry, len(self) - 1, caller)
+        self._append_all(entries, sys._getframe(1))
 
     def __iadd__(self, entries: Iterable[Any]) -> _NotedPath:  # type: ignore[misc]
-        caller = sys._getframe(1)
+        self._append_all(entries, sys._getframe(1))
+        return self
+
+    def _append_all(self, entries: Iterable[Any], caller: FrameType) -> None:
         for entry in list(entries):
             super().append(entry)
             self._added(entry, len(self) - 1, caller)
-        return self
 
     def __setitem__(self, key: Any, value: Any) -> None:
         before = list(self)

@@ -14,9 +14,9 @@ from typing import Any, Generic, TypeVar
 from .._admin import AdminEndpoint, LiveRefresh, live
 from .._config import Config, Options, Unpack, is_enabled
 from .._config.docs import docstring_args
+from .._errors import user_cause
 from .._importer import caller_module, import_string_for, load_app
 from .._pipeline import LoadedApp, Pipeline, Runtime, load
-from .unavailable import error_name
 
 AppT = TypeVar("AppT")
 
@@ -53,7 +53,7 @@ class Wrapping(Generic[AppT]):
             return
         self.config = config = loaded.config
         if loaded.start_failure is not None:
-            loaded.app = self._unavailable(error_name(loaded.start_failure))
+            loaded.app = self._unavailable(type(user_cause(loaded.start_failure)).__name__)
         name, header = config.version_header, type(self)._version_header
         self._pipeline = pipeline = Pipeline(
             loaded, self._runtime(), lambda number: header(name, number) if name else None

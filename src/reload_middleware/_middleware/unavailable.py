@@ -53,10 +53,3 @@ def unavailable_wsgi(error: str) -> WSGIApp:
         return [body]
 
     return app
-
-
-def error_name(exc: BaseException) -> str:
-    """The name of what went wrong: the innermost cause (a ``SyntaxError``, not our wrapper of it)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return type(exc).__name__

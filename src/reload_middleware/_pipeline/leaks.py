@@ -96,11 +96,11 @@ class LeakTracker:
             if not alive:
                 continue
             still.append((version, alive))
-            found = find_holder(next(iter(alive.values()))())
-            held_by = found[1].describe(found[0]) if found is not None else None
+            holder = find_holder(next(iter(alive.values()))())
+            held_by = holder.describe() if holder is not None else None
             leaked.append({"number": version, "modules": sorted(alive), "held_by": held_by})
-            if found is not None:
-                holders.append((version, found[1]))
+            if holder is not None:
+                holders.append((version, holder))
         with self._lock:
             self._retired = still + self._retired
         for leak in leaked:
@@ -146,14 +146,15 @@ class Holder:
     module: str
     name: str
     path: tuple[object, ...]
+    retired: str  # the name of the retired namespace the chain ends at
 
-    def describe(self, namespace_name: str) -> str:
+    def describe(self) -> str:
         root = f"{self.module}.{self.name}"
-        return " -> ".join([root, *map(_describe, self.path), f"namespace of retired {namespace_name}"])
+        return " -> ".join([root, *map(_describe, self.path), f"namespace of retired {self.retired}"])
 
 
-def find_holder(sentinel: object) -> tuple[str, Holder] | None:
-    """The name of the retired namespace that holds ``sentinel``, and who holds that namespace."""
+def find_holder(sentinel: object) -> Holder | None:
+    """Who holds the retired namespace that holds ``sentinel``."""
     live = {id(vars(module)): name for name, module in list(sys.modules.items()) if isinstance(module, ModuleType)}
     namespace = next((ref for ref in gc.get_referrers(sentinel) if isinstance(ref, dict)), None)
     if namespace is None:
@@ -171,7 +172,7 @@ def find_holder(sentinel: object) -> tuple[str, Holder] | None:
             seen.add(id(referrer))
             if id(referrer) in live:
                 key = next((k for k, v in referrer.items() if v is target), "?")
-                return start_name, Holder(live[id(referrer)], str(key), path)
+                return Holder(live[id(referrer)], str(key), path, start_name)
             queue.append((referrer, (referrer, *path)))
     return None
 

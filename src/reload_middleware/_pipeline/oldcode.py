@@ -165,7 +165,7 @@ class OldCode:
                 return  # already seen running (a thread's target is held by its thread)
         outer = next((item for item in holder.path if self._is_old(item)), function)
         code = function.__code__
-        chain = holder.describe(function.__module__)
+        chain = holder.describe()
         self._report(
             Sighting(
                 version=version,
