@@ -64,6 +64,15 @@ def wait_until(
         time.sleep(interval)
 
 
+def http_client(base_url: str, timeout: float = 10.0) -> httpx.Client:
+    """An httpx client that never reuses a connection the server may be closing.
+
+    A server closes a connection idle for its keep-alive time (gunicorn: 2 s, uvicorn and
+    hypercorn: 5 s); a request sent on it just then is reset. Tests idle longer than that (a fresh
+    process run to compare with), so the client lets idle connections go after 1 s itself."""
+    return httpx.Client(base_url=base_url, timeout=timeout, limits=httpx.Limits(keepalive_expiry=1.0))
+
+
 class Server:
     """A real uvicorn process on 127.0.0.1 with an ephemeral port, talked to with httpx."""
 
@@ -112,8 +121,8 @@ class Server:
         )
         # A developer's tools carry this user's local credential (`trigger` finds it by itself);
         # `anonymous` is anyone else, such as a stranger forwarded by a proxy on this machine.
-        self.client = httpx.Client(base_url=self.url, timeout=10.0)
-        self.anonymous = httpx.Client(base_url=self.url, timeout=10.0)
+        self.client = http_client(self.url)
+        self.anonymous = http_client(self.url)
 
     def wait_ready(self, path: str = "/__reload", timeout: float = 20.0) -> None:
         def ready() -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from apps import STARLETTE_APP, write_app
-from harness import AppTree, local_credential_of, wait_until
+from harness import AppTree, http_client, local_credential_of, wait_until
 from playwright.sync_api import Browser
 from test_browser import DOCS, browser  # noqa: F401  (the Chromium fixture)
 
@@ -53,7 +53,7 @@ class CliServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.client = httpx.Client(base_url=self.url, timeout=10)
+        self.client = http_client(self.url)
 
         def ready() -> bool:
             assert self.process.poll() is None, self.log()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from apps import FLASK_APP, STARLETTE_APP, write_app
-from harness import AppTree, Server, ServerFactory, wait_until
+from harness import AppTree, Server, ServerFactory, http_client, wait_until
 from test_wsgi import GUNICORN
 
 SECRET_LINE = 'API_KEY = "sk_live_hunter2"; VALUE = API_KEY + undefined_name\n'
@@ -69,7 +69,7 @@ def forwarded(tree: AppTree, serve: ServerFactory) -> Iterator[tuple[Server, htt
     server = serve(env={"RELOAD_MIDDLEWARE_ERROR_PAGE": "1"})
     wait_until(lambda: server.status()["watching"])
     forwarder = Forwarder(server.port)
-    with httpx.Client(base_url=forwarder.url, timeout=10) as stranger:
+    with http_client(forwarder.url) as stranger:
         yield server, stranger
     forwarder.close()
 

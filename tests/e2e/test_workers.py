@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from apps import STARLETTE_APP, write_app
-from harness import AppTree, Server, ServerFactory, wait_until
+from harness import AppTree, Server, ServerFactory, http_client, wait_until
 
 WORKERS = 2
 
@@ -23,7 +22,7 @@ def each_worker(server: Server, path: str, deadline: float = 20.0) -> dict[int, 
     stop = time.monotonic() + deadline
     while len(answers) < WORKERS:
         assert time.monotonic() < stop, f"only workers {sorted(answers)} answered"
-        with httpx.Client(base_url=server.url, timeout=10) as fresh:
+        with http_client(server.url) as fresh:
             pid = fresh.get("/process").json()["pid"]
             answers.setdefault(pid, fresh.get(path, headers={"connection": "close"}))
     return answers
