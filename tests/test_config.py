@@ -163,6 +163,7 @@ COMMAND_LINE = {
     "watch_dirs": (["--watch", "--reload-dir"], "RELOAD_MIDDLEWARE_WATCH_DIRS"),
     "exclude": (["--exclude", "--reload-exclude"], "RELOAD_MIDDLEWARE_EXCLUDE"),
     "include": (["--include", "--reload-include"], None),
+    "reload_delay": (["--reload-delay"], "RELOAD_MIDDLEWARE_RELOAD_DELAY"),
     "token": (["--token"], "RELOAD_MIDDLEWARE_TOKEN"),
     "build_timeout": (["--build-timeout"], "RELOAD_MIDDLEWARE_BUILD_TIMEOUT"),
     "drain_timeout": (["--drain-timeout"], "RELOAD_MIDDLEWARE_DRAIN_TIMEOUT"),
@@ -171,7 +172,7 @@ COMMAND_LINE = {
     "live_refresh": (["--live-refresh", "--no-live-refresh"], "RELOAD_MIDDLEWARE_LIVE_REFRESH"),
 }
 # (live_refresh: not given unless given, so that watch mode decides, as for error_page)
-DEFAULTS = {"build_timeout": 5.0, "drain_timeout": 30.0, "manual": False, "no_error_page": False}
+DEFAULTS = {"reload_delay": 0.0, "build_timeout": 5.0, "drain_timeout": 30.0, "manual": False, "no_error_page": False}
 
 
 @pytest.mark.usefixtures("clean_environ")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -318,3 +319,14 @@ def test_uvicorns_interface_option_is_taken(tree: AppTree, cli: Callable[..., Cl
     refused = run_cli(tree, f"{tree.name}.main:app", "--interface", "wsgi")
     assert refused.returncode == 3
     assert "serves ASGI apps" in refused.stderr
+
+
+def test_uvicorns_reload_delay_makes_a_burst_of_saves_one_reload(tree: AppTree, cli: Callable[..., CliServer]) -> None:
+    write_app(tree, STARLETTE_APP)
+    server = cli(f"{tree.name}.main:app", "--reload-delay", "1")
+    for value in ("two", "three", "four"):  # saved three times in 100 ms (a formatter after the save)
+        tree.write("leaf.py", f"VALUE = {value!r}\n")
+        time.sleep(0.05)
+    wait_until(lambda: server.client.get("/").text == "four")
+    status = server.client.get("/__reload").json()
+    assert (status["version"], status["reloads"]) == (2, 1)

@@ -78,3 +78,14 @@ def test_an_edit_is_served_through_httpx_asgi_transport(imported_tree: AppTree, 
     wait_until(lambda: middleware.status()["watching"])
     tree.write("leaf.py", 'VALUE = "two"\n')
     wait_until(lambda: anyio.run(get, backend=backend) == "two")
+
+
+def test_an_edit_is_served_where_files_are_polled(tree: AppTree, serve: ServerFactory) -> None:
+    """Docker Desktop and WSL bind mounts give no inotify event: watchfiles' variable makes it poll."""
+    write_app(tree, STARLETTE_APP)
+    server = serve(env={"WATCHFILES_FORCE_POLLING": "1"})
+    wait_until(lambda: server.status()["watching"])
+    assert server.status()["watcher"]["backend"] == "polling"
+    tree.write("leaf.py", 'VALUE = "two"\n')
+    wait_until(lambda: server.client.get("/").text == "two")
+    assert server.status()["reloads"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from harness import wait_until
 from reload_middleware._watch import SourceFilter, Watcher
 from reload_middleware._watch.inotify import Inotify
 from reload_middleware._watch.inotify import available as inotify_available
+from reload_middleware._watch.watcher import polling_forced
 
 
 def test_a_watcher_whose_callback_fails_restarts_and_keeps_delivering(tmp_path: Path) -> None:
@@ -115,3 +117,50 @@ def test_a_file_half_saved_is_unsettled_until_its_save_completes(tmp_path: Path)
         module.write_text("VALUE = 3\n")
         notify.read()
         assert str(module) not in notify.unsettled
+
+
+def test_a_burst_of_saves_within_the_reload_delay_is_reported_once(tmp_path: Path) -> None:
+    seen: list[set[str] | None] = []
+    watcher = Watcher([tmp_path], lambda change, path: path.endswith(".py"), seen.append, quiet_s=1.0)
+    watcher.start()
+    try:
+        wait_until(lambda: watcher.running)
+        seen.clear()  # the sweep at start
+        names = [f"m{index}.py" for index in range(4)]
+        for name in names:  # a formatter rewriting four files, one every 50 ms
+            (tmp_path / name).write_text("A = 1\n")
+            time.sleep(0.05)
+        wait_until(lambda: seen)
+        time.sleep(1.2)  # past another quiet time: nothing more comes
+        assert seen == [{str(tmp_path / name) for name in names}]
+    finally:
+        watcher.stop()
+
+
+def test_where_watchfiles_would_poll_the_watcher_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")  # as on a Docker Desktop or WSL bind mount
+    seen: list[set[str] | None] = []
+    watcher = Watcher([tmp_path], lambda change, path: path.endswith(".py"), seen.append)
+    assert watcher.backend == "polling"
+    watcher.start()
+    try:
+        wait_until(lambda: watcher.running)
+        (tmp_path / "a.py").write_text("A = 1\n")
+        wait_until(lambda: any(paths and str(tmp_path / "a.py") in paths for paths in seen))
+        assert watcher.describe()["backend"] == "polling"
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("value", ["false", "Disabled", ""])
+def test_polling_is_off_when_its_variable_says_so(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("WATCHFILES_FORCE_POLLING", value)
+    monkeypatch.setattr("platform.uname", lambda: platform.uname_result("Linux", "h", "6.1.0-13-amd64", "", "x86_64"))
+    assert not polling_forced()
+
+
+def test_wsl_polls_as_watchfiles_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WATCHFILES_FORCE_POLLING", raising=False)
+    release = "5.15.153.1-microsoft-standard-WSL2"
+    monkeypatch.setattr("platform.uname", lambda: platform.uname_result("Linux", "h", release, "", "x86_64"))
+    assert polling_forced()

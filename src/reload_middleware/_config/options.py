@@ -51,6 +51,7 @@ class Options(TypedDict, total=False):
     watch_dirs: Sequence[str | os.PathLike[str]]
     exclude: Sequence[str]
     include: Sequence[str]
+    reload_delay: float
     admin_path: str | None
     token: str | None
     version_header: str | None
@@ -117,6 +118,15 @@ class Config:
             envvar=False,
             adds=True,
         ),
+    )
+    reload_delay: float = declare(
+        SECONDS,
+        0.0,
+        "seconds the watched files must stay unchanged after an edit before a reload, so that a burst of saves "
+        "(a checkout, a formatter run) is one reload; 0: as soon as the save is complete (a change every moment "
+        "still reloads after ten times the delay)",
+        check=check_seconds,
+        cli=Cli(("--reload-delay",), "Wait until the files stayed unchanged this long after an edit before reloading."),
     )
     admin_path: str | None = declare(
         TEXT, ADMIN_PATH, "path of the admin endpoint; `None` (or empty) for none", check=check_admin_path

@@ -47,6 +47,7 @@ class Project:
     def __init__(self, root_module: str, config: Config, wrapper_module: str, first_imports: ImportRecorder) -> None:
         self.root_module = root_module
         self.watching = config.watch
+        self._reload_delay = config.reload_delay
         self._wrapper_module = wrapper_module
         self.dirs = WatchedDirs(config, root_module)
         root_file = module_location(root_module)[0]
@@ -136,6 +137,7 @@ class Project:
             notice,
             step_ms=5 if watching else 50,
             skip_directory=lambda path: self.filter.skips_directory(path),  # the filter follows a release switch
+            quiet_s=self._reload_delay,
         )
 
     def plan(self, *, force: bool = False, sweep: bool = False) -> Plan | None:

@@ -1,8 +1,9 @@
 """The watcher thread: notices edits under the watched directories and hands the paths over.
 
 On Linux it reads inotify itself (``inotify.py``) and sleeps in ``poll()`` until the kernel has an
-event or ``stop()`` wakes it: an idle server is never woken by it. Elsewhere, or when the kernel
-refuses inotify, it runs watchfiles' loop.
+event or ``stop()`` wakes it: an idle server is never woken by it. Elsewhere, when the kernel
+refuses inotify, or where watchfiles would poll (``WATCHFILES_FORCE_POLLING``, WSL, whose bind
+mounts give no events), it runs watchfiles' loop.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import select
 import threading
 import time
@@ -36,6 +38,17 @@ WATCHER_THREAD = "reload-middleware-watcher"
 logging.getLogger("watchfiles.main").addFilter(_DropChangeCounts())
 
 
+def polling_forced() -> bool:
+    """Whether watchfiles would poll here: ``WATCHFILES_FORCE_POLLING`` set (and not to false,
+    disable or disabled), or WSL, where files on a Windows drive or a bind mount (Docker Desktop)
+    change without an inotify event. The same rule as watchfiles' own, so that its variable works
+    as its users know it."""
+    value = os.environ.get("WATCHFILES_FORCE_POLLING")
+    if value:
+        return value.lower() not in {"false", "disable", "disabled"}
+    return "microsoft-standard" in platform.uname().release.lower()
+
+
 class Watcher:
     """A daemon thread that reports changed paths under some directories, stopped with ``stop()``.
 
@@ -47,7 +60,8 @@ class Watcher:
 
     RESTART_PAUSE = 0.5
     # A save is often a burst of events (a temporary file written, then renamed over the module):
-    # once one arrives, events are collected until none came for this long (at most _DEBOUNCE_S).
+    # once one arrives, events are collected until none came for the quiet time (1 ms, or the
+    # user's ``reload_delay``), at most _DEBOUNCE_S (or ten quiet times) in all.
     _QUIET_MS = 1
     _DEBOUNCE_S = 0.2
 
@@ -58,9 +72,13 @@ class Watcher:
         on_change: Callable[[set[str] | None], None],
         step_ms: int = 5,
         skip_directory: Callable[[str], bool] = lambda path: False,
+        quiet_s: float = 0.0,
     ) -> None:
         self._dirs = tuple(watch_dirs)
         self._step_ms = step_ms
+        # A burst of saves (a checkout, a formatter) ends after ``quiet_s`` without a change.
+        self._quiet_ms = max(self._QUIET_MS, round(quiet_s * 1000))
+        self._burst_s = max(self._DEBOUNCE_S, 10 * quiet_s)
         self._filter = watch_filter
         self._skip_directory = skip_directory
         self._on_change = on_change
@@ -73,7 +91,10 @@ class Watcher:
         self.ready = threading.Event()
         self.restarts = 0
         self.last_error: str | None = None
-        self.backend = "inotify" if inotify_available() else "watchfiles"
+        if polling_forced():
+            self.backend = "polling"
+        else:
+            self.backend = "inotify" if inotify_available() else "watchfiles"
         self._thread = own_thread(self._run, WATCHER_THREAD)
 
     def start(self) -> None:
@@ -95,7 +116,12 @@ class Watcher:
         return self._thread.is_alive() and self.ready.is_set()
 
     def describe(self) -> dict[str, object]:
-        return {"running": self.running, "restarts": self.restarts, "last_error": self.last_error}
+        return {
+            "running": self.running,
+            "backend": self.backend,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+        }
 
     def _run(self) -> None:
         try:
@@ -104,7 +130,7 @@ class Watcher:
                     if self.backend == "inotify":
                         self._watch_inotify()
                     else:
-                        self._watch_polling()
+                        self._watch_with_watchfiles()
                 except Unavailable as exc:
                     logger.info("inotify refused (%s): watching with watchfiles instead", exc)
                     self.backend = "watchfiles"
@@ -142,11 +168,11 @@ class Watcher:
                 if self._stop.is_set():
                     return
                 changed, overflowed = notify.read()
-                deadline = time.monotonic() + self._DEBOUNCE_S
+                deadline = time.monotonic() + self._burst_s
                 while time.monotonic() < deadline and not self._stop.is_set():
                     # Quiet is not enough while a source file is half saved: wait for the rest of
                     # its save (at most the debounce), so that one save is one reload.
-                    if not poller.poll(self._QUIET_MS) and not self._half_saved(notify.unsettled):
+                    if not poller.poll(self._quiet_ms) and not self._half_saved(notify.unsettled):
                         break
                     more, dropped = notify.read()
                     changed |= more
@@ -161,16 +187,18 @@ class Watcher:
     def _half_saved(self, unsettled: set[str]) -> bool:
         return any(self._filter(watchfiles.Change.modified, path) for path in unsettled)
 
-    def _watch_polling(self) -> None:
+    def _watch_with_watchfiles(self) -> None:
         # The step is how long watchfiles waits for a burst of events to end, and how often its
         # loop wakes: 5 ms makes an edit visible in about 7 ms, and costs about 2% of a core while
         # idle (15 ms: about 20 ms and 0.5%). Reloading is for development and deploys: speed wins.
-        # The timeout wakes the loop once at start so that it can report itself ready.
+        # The timeout wakes the loop once at start so that it can report itself ready. Polling
+        # (forced) looks at the files every 300 ms, watchfiles' default.
         changes_seen = watchfiles.watch(
             *self._dirs,
             watch_filter=self._filter,
-            debounce=200,
-            step=self._step_ms,
+            debounce=round(self._burst_s * 1000),
+            step=max(self._step_ms, self._quiet_ms),
+            force_polling=self.backend == "polling",
             rust_timeout=250,
             yield_on_timeout=True,
             stop_event=self._stop,
