@@ -330,3 +330,20 @@ def test_uvicorns_reload_delay_makes_a_burst_of_saves_one_reload(tree: AppTree, 
     wait_until(lambda: server.client.get("/").text == "four")
     status = server.client.get("/__reload").json()
     assert (status["version"], status["reloads"]) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--build-timeout", "0"], "0.0 must be more than 0 seconds"),
+        (["--drain-timeout", "-1"], "-1.0 must be a finite number of seconds"),
+        (["--token", " secret "], "the value given must not start or end with white space"),
+    ],
+)
+def test_a_bad_value_is_named_by_the_flag_typed(tree: AppTree, arguments: list[str], said: str) -> None:
+    write_app(tree, STARLETTE_APP)
+    refused = run_cli(tree, f"{tree.name}.main:app", *arguments)
+    assert refused.returncode == 2  # click's usage error, as uvicorn's own options give
+    assert f"Invalid value for '{arguments[0]}'" in refused.stderr
+    assert said in refused.stderr
+    assert "secret" not in refused.stderr  # a token is never echoed

@@ -15,14 +15,14 @@ import platform
 import socket
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 
 from .. import __version__
 from .._config import ENV_PREFIX, FLAG, OPTIONS, UNSET, Cli, Config, Option, Unset, declaration
-from .._errors import ImportStringError, ReloadError, is_machinery
+from .._errors import ConfigError, ImportStringError, ReloadError, is_machinery
 
 # uvicorn's exit code when the server cannot start (a wrong import string among others).
 STARTUP_FAILURE = 3
@@ -120,8 +120,29 @@ def _click_option(option: Option, cli: Cli) -> click.Option:
     elif option.cli_default is not None:  # none is click's own default: leave it to click
         settings["default"] = option.cli_default
     return click.Option(
-        [*cli.flags, option.name], type=_CLICK_TYPES[option.kind.name], metavar=option.kind.metavar, **settings
+        [*cli.flags, option.name],
+        type=_CLICK_TYPES[option.kind.name],
+        metavar=option.kind.metavar,
+        callback=_checked_as(option),
+        **settings,
     )
+
+
+def _checked_as(option: Option) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that checks a value as the middleware would, so that a bad one is named by
+    the flag the user typed (the workers would name the variable the value travels in)."""
+
+    def check(context: click.Context, parameter: click.Parameter, value: Any) -> Any:
+        for one in value if option.kind.many else (value,):
+            if one is not None:
+                try:
+                    shown = "the value given" if option.secret else repr(one)  # a secret is never echoed
+                    option.check(shown, (one,) if option.kind.many else one)
+                except ConfigError as exc:
+                    raise click.BadParameter(str(exc), context, parameter) from None
+        return value
+
+    return check
 
 
 def _is_switch(option: Option) -> bool:
