@@ -9,6 +9,10 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# uvicorn's exit code when the server cannot start (a wrong import string among others); gunicorn's
+# for a worker that failed to boot.
+STARTUP_FAILURE = 3
+
 
 class ReloadError(Exception):
     """Base class of every error this package raises."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._config import Config, is_enabled
+from ._errors import STARTUP_FAILURE, ConfigError
 from ._importer import caller_module, import_string_for, load_app
 
 
@@ -30,7 +31,18 @@ def reloadable(
     WSGI app (Flask, Django, ...) ``WSGIReloadMiddleware``; ``options`` are theirs. A factory
     runs once either way.
     """
-    if not is_enabled(enabled, environ):
+    try:
+        on = is_enabled(enabled, environ)
+        config = Config.resolve(environ, factory=factory, **options) if on else None
+    except ConfigError as exc:
+        if environ is not None:
+            raise  # a program's own environment mapping: its caller handles the error
+        # The server's environment, as whoever started it set it: one line that says what to
+        # write instead, not the server's and importlib's frames, and the exit code uvicorn and
+        # gunicorn give a server that cannot start (gunicorn: "Worker failed to boot").
+        print(f"reload-middleware: {exc}", file=sys.stderr)
+        raise SystemExit(STARTUP_FAILURE) from None
+    if config is None:
         if not isinstance(import_string, str):  # the app object itself: it is the app
             return import_string() if factory else import_string
         return load_app(import_string, factory=factory)
@@ -41,7 +53,7 @@ def reloadable(
     wrapper = caller_module()
     if not isinstance(import_string, str):  # the app object: reloading needs where it lives
         import_string = import_string_for(import_string, wrapper)
-    loaded = load(import_string, Config.resolve(environ, factory=factory, **options), wrapper)
+    loaded = load(import_string, config, wrapper)
     if (loaded.start_failure is not None and served_as_asgi()) or is_asgi(loaded.app):
         return ReloadMiddleware(loaded)
     return WSGIReloadMiddleware(loaded)

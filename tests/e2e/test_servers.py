@@ -3,6 +3,8 @@ TestClient with and without a ``with`` block on both anyio backends; an edit is 
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Literal
@@ -89,3 +91,18 @@ def test_an_edit_is_served_where_files_are_polled(tree: AppTree, serve: ServerFa
     tree.write("leaf.py", 'VALUE = "two"\n')
     wait_until(lambda: server.client.get("/").text == "two")
     assert server.status()["reloads"] == 1
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_a_bad_environment_value_stops_the_start_with_one_line(tree: AppTree, server: str) -> None:
+    write_app(tree, STARLETTE_APP)
+    tree.write("wrapped.py", "from reload_middleware import reloadable\n\napp = reloadable('PKG.main:app')\n")
+    command = [str(BIN / server), f"{tree.name}.wrapped:app", "--bind" if server == "gunicorn" else "--port", "0"]
+    if server == "gunicorn":
+        command[-1] = "127.0.0.1:0"
+    environment = {**os.environ, "PYTHONPATH": str(tree.root), "RELOAD_MIDDLEWARE": "2"}
+    ended = subprocess.run(command, cwd=tree.root, env=environment, capture_output=True, text=True, timeout=60)
+    said = "reload-middleware: RELOAD_MIDDLEWARE='2' is not a boolean: use one of 1/true/yes/on or 0/false/no/off"
+    assert said in ended.stderr.splitlines()
+    assert "Traceback" not in ended.stderr
+    assert ended.returncode == 3  # uvicorn: a server that cannot start; gunicorn: a worker failed to boot

@@ -22,10 +22,7 @@ import click
 
 from .. import __version__
 from .._config import ENV_PREFIX, FLAG, OPTIONS, UNSET, Cli, Config, Option, Unset, declaration
-from .._errors import ConfigError, ImportStringError, ReloadError, is_machinery
-
-# uvicorn's exit code when the server cannot start (a wrong import string among others).
-STARTUP_FAILURE = 3
+from .._errors import STARTUP_FAILURE, ConfigError, ImportStringError, ReloadError, is_machinery
 
 
 class WSGIAppError(ReloadError):
