@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -82,15 +83,19 @@ def test_an_edit_is_served_through_httpx_asgi_transport(imported_tree: AppTree, 
     wait_until(lambda: anyio.run(get, backend=backend) == "two")
 
 
-def test_an_edit_is_served_where_files_are_polled(tree: AppTree, serve: ServerFactory) -> None:
+def test_edits_are_served_where_files_are_polled(tree: AppTree, serve: ServerFactory) -> None:
     """Docker Desktop and WSL bind mounts give no inotify event: watchfiles' variable makes it poll."""
     write_app(tree, STARLETTE_APP)
     server = serve(env={"WATCHFILES_FORCE_POLLING": "1"})
     wait_until(lambda: server.status()["watching"])
     assert server.status()["watcher"]["backend"] == "polling"
+    while time.time() % 1 > 0.1:  # at the start of a second
+        time.sleep(0.01)
     tree.write("leaf.py", 'VALUE = "two"\n')
-    wait_until(lambda: server.client.get("/").text == "two")
-    assert server.status()["reloads"] == 1
+    time.sleep(0.5)  # watchfiles' poller (every 300 ms) has seen this save by now
+    tree.write("leaf.py", 'VALUE = "six"\n')  # the same size, within the same second
+    wait_until(lambda: server.client.get("/").text == "six")
+    assert server.status()["failures"] == 0
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])

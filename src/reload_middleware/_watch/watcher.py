@@ -208,3 +208,8 @@ class Watcher:
             self._became_ready()
             if changes:
                 self._on_change({path for _, path in changes})
+            elif self.backend == "polling":
+                # watchfiles' poller compares modification times in whole seconds: a second save
+                # of the same size within the second of the first is missed. Between polls (every
+                # rust_timeout), a sweep of the tracked files compares them to the nanosecond.
+                self._on_change(None)
