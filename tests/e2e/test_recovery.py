@@ -86,7 +86,11 @@ def test_in_watch_mode_an_app_broken_at_start_keeps_the_server_up_until_it_is_fi
     tree.write("leaf.py", working)
     wait_until(lambda: server.anonymous.get("/").status_code == 200, explain=server.log)
     served = server.anonymous.get("/")
-    assert (served.text, served.headers["x-reload-version"], "x-reload-error" in served.headers) == ("one", "1", False)
+    assert (served.text, "x-reload-error" in served.headers) == ("one", False)
+    # Served as version 1. A save that lands while a forced build (the start's retry) is already
+    # importing is read by that build and noticed again after it: one redundant reload of the same
+    # text may follow (version 2), as with any save made during a build.
+    wait_until(lambda: "now serving version 1" in server.log())
 
 
 def test_an_app_that_breaks_elsewhere_after_a_first_fix_is_still_watched(tree: AppTree, serve: ServerFactory) -> None:
